@@ -1,0 +1,3 @@
+from mia_audit.cli import app
+
+app()

@@ -1,0 +1,59 @@
+"""The resolved run configuration: everything the CLI parsed, validated once, recorded in results.json.
+
+Every random choice in a run derives from `seed` so the same inputs and seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Exposure = Literal["scores", "labels"]
+OutputKindOption = Literal["auto", "logits", "probabilities"]
+OverlapPolicy = Literal["refuse", "drop", "allow"]
+
+
+class ManifestOptions(BaseModel):
+    """How to read the member and non-member CSV manifests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label_column: str = "label"
+    id_column: str | None = None
+    group_column: str | None = None
+    meta_columns: tuple[str, ...] = ()
+    input_column: str | None = None
+
+
+class LabelOnlyOptions(BaseModel):
+    """Choquette-Choo et al. 2021 noise-robustness attack settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queries: int = Field(default=16, ge=1, le=1000)
+    noise_scale: float = Field(default=0.3, gt=0.0)
+
+
+class RunConfig(BaseModel):
+    """Everything that determines a run's numbers (paths are recorded, contents are hashed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_path: Path
+    members_path: Path
+    nonmembers_path: Path
+    out_dir: Path = Path("mia-report")
+    model_format: str | None = None
+    output_kind: OutputKindOption = "auto"
+    batch_size: int = Field(default=4096, ge=1)
+    manifest: ManifestOptions = ManifestOptions()
+    overlap: OverlapPolicy = "refuse"
+    exposure: Exposure = "scores"
+    attacks: tuple[str, ...] | None = None  # None = every registered attack whose needs are met
+    seed: int = 0
+    n_bootstrap: int = Field(default=1000, ge=0, le=100_000)
+    delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
+    label_only: LabelOnlyOptions = LabelOnlyOptions()
+

@@ -1,0 +1,397 @@
+"""The eight-step audit workflow (DESIGN §2). Computes; never prints. Returns one `AuditRun`.
+
+1 audit sets · 2 model · 3 query · 4 metric attacks · 5 shadow/reference attacks · 6 measure ·
+7 defend · 8 document. Each step is recorded with `done` / `skipped` and why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+import numpy as np
+
+from mia_audit import __version__
+from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
+from mia_audit.config import RunConfig
+from mia_audit.environment import describe_environment
+from mia_audit.errors import InputError
+from mia_audit.manifest import (
+    AuditSet,
+    check_same_layout,
+    encode_labels,
+    find_overlap,
+    read_manifest,
+    sha256_of,
+)
+from mia_audit.measure import attack_result, select_worst_case
+from mia_audit.models import ModelAdapter, load_model, normalize_outputs
+from mia_audit.results import (
+    AuditResult,
+    DataInfo,
+    FileRef,
+    ModelInfo,
+    Utility,
+    WorkflowStep,
+)
+from mia_audit.signals import Signals, compute_signals
+
+STEP_NAMES = {
+    1: "Audit sets",
+    2: "Model",
+    3: "Query",
+    4: "Metric attacks",
+    5: "Shadow / reference attacks",
+    6: "Measure",
+    7: "Defend",
+    8: "Document",
+}
+
+
+class ProgressSink(Protocol):
+    """Where the workflow reports progress (the CLI draws it on stderr; tests pass nothing)."""
+
+    def begin(self, label: str, total: int | None = None) -> None: ...
+
+    def advance(self, amount: int = 1) -> None: ...
+
+    def end(self) -> None: ...
+
+
+class _Silent:
+    def begin(self, label: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+@dataclass
+class AuditRun:
+    """The result document plus what must never go into it (per-record scores, for a restricted export)."""
+
+    result: AuditResult
+    record_scores: dict[str, AttackScores] = field(default_factory=dict)
+
+
+@dataclass
+class _Steps:
+    records: dict[int, WorkflowStep] = field(default_factory=dict)
+
+    def done(self, step: int, detail: str) -> None:
+        self.records[step] = WorkflowStep(step=step, name=STEP_NAMES[step], status="done", detail=detail)
+
+    def skipped(self, step: int, detail: str) -> None:
+        self.records[step] = WorkflowStep(step=step, name=STEP_NAMES[step], status="skipped", detail=detail)
+
+    def ordered(self) -> list[WorkflowStep]:
+        return [self.records[step] for step in sorted(self.records)]
+
+
+def utc_timestamp() -> str:
+    """UTC time of the run, honouring SOURCE_DATE_EPOCH for reproducible documents."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (
+        datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
+    )
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# --- step 1 -------------------------------------------------------------------------------------------
+
+
+def load_audit_sets(*, config: RunConfig, warnings: list[str]) -> tuple[AuditSet, AuditSet, int, int]:
+    """Read both manifests, check they agree, and apply the overlap policy. Returns sets and overlap counts."""
+    members = read_manifest(path=config.members_path, options=config.manifest)
+    nonmembers = read_manifest(path=config.nonmembers_path, options=config.manifest)
+    check_same_layout(members=members, nonmembers=nonmembers)
+    overlap = find_overlap(members=members, nonmembers=nonmembers)
+    n_overlap = int(overlap.sum())
+    n_dropped = 0
+    if n_overlap:
+        first = int(np.argmax(overlap)) + 1
+        what = f"{n_overlap} non-member record(s) also appear among the members (first: {nonmembers.path} row {first})"
+        if config.overlap == "refuse":
+            raise InputError(
+                f"{what}; an overlapping record is not a non-member. Pass --drop-overlap to drop them from the "
+                "non-members, or --allow-overlap to audit as is"
+            )
+        if config.overlap == "drop":
+            nonmembers = nonmembers.subset(~overlap)
+            n_dropped = n_overlap
+            warnings.append(f"{what}; dropped from the non-members (--drop-overlap)")
+            if nonmembers.n == 0:
+                raise InputError(f"{nonmembers.path}: no non-members left after dropping the overlap")
+        else:
+            warnings.append(f"{what}; kept (--allow-overlap): attack metrics are biased towards 'no leakage'")
+    return members, nonmembers, n_overlap, n_dropped
+
+
+def _evidence_warnings(*, n_nonmembers: int, warnings: list[str]) -> None:
+    for alpha in (0.001, 0.01):
+        if n_nonmembers * alpha < 1:
+            warnings.append(
+                f"{n_nonmembers} non-members cannot resolve an FPR of {alpha:g} (needs at least {int(round(1 / alpha))}): "
+                f"TPR at {alpha:.1%} FPR is not estimable"
+            )
+            return
+        if n_nonmembers * alpha < 10:
+            warnings.append(
+                f"{n_nonmembers} non-members give fewer than 10 expected false positives at FPR {alpha:g}: "
+                f"TPR at {alpha:.1%} FPR is low-evidence"
+            )
+            return
+
+
+# --- steps 2 and 3 ------------------------------------------------------------------------------------
+
+
+def _check_model_accepts(*, model: ModelAdapter, audit_set: AuditSet) -> None:
+    record_shape = tuple(audit_set.features.shape[1:])
+    declared = model.input_shape
+    if declared is not None:
+        matches = len(declared) == len(record_shape) and all(
+            want is None or want == have for want, have in zip(declared, record_shape)
+        )
+        if not matches:
+            if len(declared) == 1 and len(record_shape) == 1:
+                raise InputError(
+                    f"{audit_set.path}: the model expects {declared[0]} input features but the manifest has "
+                    f"{record_shape[0]} feature columns ({', '.join(audit_set.feature_columns[:6])}"
+                    f"{', ...' if len(audit_set.feature_columns) > 6 else ''})"
+                )
+            raise InputError(
+                f"{audit_set.path}: the model expects records of shape {tuple(declared)} but the manifest gives {record_shape}"
+            )
+    if np.issubdtype(model.input_dtype, np.integer):
+        flat = audit_set.features.reshape(audit_set.n, -1)
+        fractional = np.nonzero(flat != np.round(flat))
+        if fractional[0].size:
+            row, column = int(fractional[0][0]), int(fractional[1][0])
+            name = audit_set.feature_columns[column] if len(audit_set.feature_columns) > column else "input"
+            raise InputError(
+                f"{audit_set.path}: column '{name}', row {row + 1} (line {row + 2}): the model takes integer "
+                f"inputs ({model.input_dtype}) but the value is not an integer"
+            )
+    model.check_input(audit_set.features[:2])
+
+
+def _query(*, model: ModelAdapter, audit_set: AuditSet, batch_size: int) -> np.ndarray:
+    return model.predict_raw(audit_set.features, batch_size=batch_size)
+
+
+def _class_counts(labels: np.ndarray, class_labels: list | None) -> dict[str, int]:
+    counts = Counter(int(label) for label in labels)
+    name = (lambda index: str(class_labels[index])) if class_labels else str
+    return {name(index): counts[index] for index in sorted(counts)}
+
+
+# --- steps 4 and 6 ------------------------------------------------------------------------------------
+
+
+def _capabilities(config: RunConfig) -> frozenset[str]:
+    offered = {"labels", "queries"}
+    if config.exposure == "scores":
+        offered.add("scores")
+    return frozenset(offered)
+
+
+def _selected_attacks(config: RunConfig) -> list[str]:
+    available = registered_attacks()
+    if config.attacks is None:
+        return list(available)
+    unknown = [name for name in config.attacks if name not in available]
+    if unknown:
+        raise InputError(f"--attacks: unknown attack '{unknown[0]}'; available: {', '.join(available)}")
+    return list(config.attacks)
+
+
+def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> AuditRun:
+    """Walk the eight steps on the user's model and manifests and return the result document."""
+    sink = progress or _Silent()
+    warnings: list[str] = []
+    steps = _Steps()
+    attack_names = _selected_attacks(config)
+
+    # 1. Audit sets
+    sink.begin("Reading manifests")
+    members, nonmembers, n_overlap, n_dropped = load_audit_sets(config=config, warnings=warnings)
+    _evidence_warnings(n_nonmembers=nonmembers.n, warnings=warnings)
+    sink.end()
+
+    # 2. Model
+    sink.begin("Loading model")
+    model = load_model(path=config.model_path, model_format=config.model_format)
+    model_sha = sha256_of(config.model_path)
+    for audit_set in (members, nonmembers):
+        _check_model_accepts(model=model, audit_set=audit_set)
+    class_labels = model.class_labels
+    member_y = encode_labels(
+        audit_set=members, label_column=config.manifest.label_column, n_classes=model.n_classes, class_labels=class_labels
+    )
+    nonmember_y = encode_labels(
+        audit_set=nonmembers,
+        label_column=config.manifest.label_column,
+        n_classes=model.n_classes,
+        class_labels=class_labels,
+    )
+    sink.end()
+
+    # 3. Query
+    sink.begin("Querying the model", total=members.n + nonmembers.n)
+    raw_members = _query(model=model, audit_set=members, batch_size=config.batch_size)
+    sink.advance(members.n)
+    raw_nonmembers = _query(model=model, audit_set=nonmembers, batch_size=config.batch_size)
+    sink.advance(nonmembers.n)
+    sink.end()
+    both, output_kind = normalize_outputs(
+        raw=np.concatenate([raw_members, raw_nonmembers]),
+        output_kind=config.output_kind,
+        native_kind=model.native_output_kind,
+        source=str(config.model_path),
+    )
+    member_signals = compute_signals(outputs=both[: members.n], output_kind=output_kind, labels=member_y)
+    nonmember_signals = compute_signals(outputs=both[members.n :], output_kind=output_kind, labels=nonmember_y)
+    kind_source = (
+        "user" if config.output_kind != "auto" else "declared_by_model" if model.native_output_kind else "detected"
+    )
+    utility = Utility(
+        member_accuracy=member_signals.accuracy,
+        nonmember_accuracy=nonmember_signals.accuracy,
+        generalization_gap=member_signals.accuracy - nonmember_signals.accuracy,
+    )
+    steps.done(
+        1,
+        f"{members.n} members, {nonmembers.n} non-members; {n_overlap} overlapping record(s)"
+        + (f", {n_dropped} dropped" if n_dropped else "")
+        + f"; {len(set(member_y.tolist()) | set(nonmember_y.tolist()))} classes present",
+    )
+    steps.done(
+        2,
+        f"{model.format_name} model, {model.n_classes} classes, {output_kind} ({kind_source}); "
+        f"member accuracy {utility.member_accuracy:.3f}, non-member accuracy {utility.nonmember_accuracy:.3f}, "
+        f"gap {utility.generalization_gap:+.3f}",
+    )
+    steps.done(3, f"{members.n + nonmembers.n} records queried in batches of {config.batch_size}; signals in float64")
+
+    # 4. Metric attacks
+    capabilities = _capabilities(config)
+
+    def predict_labels(x: np.ndarray) -> np.ndarray:
+        outputs, _ = normalize_outputs(
+            raw=model.predict_raw(x, batch_size=config.batch_size),
+            output_kind=output_kind,
+            native_kind=model.native_output_kind,
+            source=str(config.model_path),
+        )
+        return np.argmax(outputs, axis=1)
+
+    context = AttackContext(
+        members=member_signals,
+        nonmembers=nonmember_signals,
+        member_features=members.features,
+        nonmember_features=nonmembers.features,
+        capabilities=capabilities,
+        seed=config.seed,
+        predict_labels=predict_labels,
+        options=config.label_only.model_dump(),
+    )
+    scores, not_run = _run_attacks(names=attack_names, context=context, sink=sink)
+    ran = ", ".join(scores) or "none"
+    steps.done(4, f"ran {ran}" + (f"; not run: {'; '.join(not_run)}" if not_run else ""))
+
+    # 5. Shadow / reference attacks
+    steps.skipped(
+        5,
+        "shadow and reference-model attacks (Shokri, ML-Leaks, LiRA, RMIA) are not implemented in this version; "
+        "the worst case below is over metric and label-only attacks only and may understate leakage at low FPR",
+    )
+
+    # 6. Measure
+    results = []
+    sink.begin("Measuring (bootstrap CIs)", total=len(scores))
+    for index, (name, attack_scores) in enumerate(scores.items()):
+        results.append(
+            attack_result(
+                attack=registered_attacks()[name],
+                scores=attack_scores,
+                seed=config.seed + 7919 * (index + 1),
+                n_bootstrap=config.n_bootstrap,
+                delta=config.delta,
+            )
+        )
+        sink.advance()
+    sink.end()
+    worst = select_worst_case(attacks=results)
+    steps.done(
+        6,
+        f"AUC, TPR at 0.1%/1%/10% FPR, advantage, cross-fitted balanced accuracy and ε lower bound for "
+        f"{len(results)} attacks, {config.n_bootstrap} stratified bootstrap resamples; "
+        "slice and subpopulation measurements are not implemented in this version",
+    )
+    steps.skipped(7, "no defenses requested (retraining with defenses is not implemented in this version)")
+    steps.done(8, "results.json written; the HTML/PDF report is not implemented in this version")
+
+    result = AuditResult(
+        tool_version=__version__,
+        seed=config.seed,
+        created_utc=utc_timestamp(),
+        model=ModelInfo(
+            path=str(config.model_path),
+            sha256=model_sha,
+            format=model.format_name,
+            n_classes=model.n_classes,
+            output_kind=output_kind,
+            output_kind_source=kind_source,
+            input_shape=None if model.input_shape is None else list(model.input_shape),
+            runtime={key: str(value) for key, value in model.runtime_info().items()},
+        ),
+        data=DataInfo(
+            members=FileRef(path=str(members.path), sha256=members.sha256, n=members.n),
+            nonmembers=FileRef(path=str(nonmembers.path), sha256=nonmembers.sha256, n=nonmembers.n),
+            n_overlap=n_overlap,
+            n_dropped_overlap=n_dropped,
+            label_column=config.manifest.label_column,
+            feature_columns=members.feature_columns,
+            input_column=config.manifest.input_column,
+            meta_columns=list(config.manifest.meta_columns),
+            member_class_counts=_class_counts(member_y, class_labels),
+            nonmember_class_counts=_class_counts(nonmember_y, class_labels),
+        ),
+        utility=utility,
+        attacks=results,
+        worst_case=worst,
+        workflow=steps.ordered(),
+        warnings=warnings,
+        config=config.model_dump(mode="json"),
+        environment=describe_environment(),
+    )
+    return AuditRun(result=result, record_scores=scores)
+
+
+def _run_attacks(
+    *, names: list[str], context: AttackContext, sink: ProgressSink
+) -> tuple[dict[str, AttackScores], list[str]]:
+    registry = registered_attacks()
+    scores: dict[str, AttackScores] = {}
+    not_run: list[str] = []
+    sink.begin("Running attacks", total=len(names))
+    for name in names:
+        attack_cls = registry[name]
+        missing = attack_cls.missing(context.capabilities)
+        if missing:
+            not_run.append(f"{name} (needs {', '.join(sorted(missing))})")
+        else:
+            scores[name] = attack_cls().score(context)
+        sink.advance()
+    sink.end()
+    return scores, not_run
+
+
+__all__ = ["AuditRun", "ProgressSink", "STEP_NAMES", "Signals", "run_audit", "utc_timestamp"]
