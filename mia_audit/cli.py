@@ -37,8 +37,12 @@ EXIT_INPUT = 2
 EXIT_INTERNAL = 4
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+def _console(*, stderr: bool) -> Console:
+    """Rich console; when not on a terminal (CI logs, pipes) wide enough that the table stays readable."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=160)
+    return console
 
 
 class RichProgress:
@@ -156,7 +160,9 @@ def run(
     output_kind: Annotated[
         str, typer.Option(help="Model outputs: auto, logits or probabilities.", case_sensitive=False)
     ] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 4096,
+    batch_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Inference batch size [default: auto, about 32 MiB of input].")
+    ] = None,
     drop_overlap: Annotated[
         bool, typer.Option("--drop-overlap", help="Drop non-members that duplicate a member record.")
     ] = False,
@@ -168,7 +174,7 @@ def run(
     ] = "scores",
     attacks: Annotated[Optional[str], typer.Option(help="Comma-separated attacks to run (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random choice of the run.")] = 0,
-    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
     delta: Annotated[float, typer.Option(help="δ used in the empirical ε lower bound.")] = 1e-5,
     label_only_queries: Annotated[int, typer.Option(min=1, help="Noisy queries per record (label-only attack).")] = 16,
     label_only_noise: Annotated[
@@ -214,7 +220,7 @@ def run(
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing
 
-        console = _stderr()
+        console = _console(stderr=True)
         with RichProgress(console=console, enabled=not quiet and console.is_terminal) as progress:
             audit = run_audit(config=config, progress=progress)
         result = audit.result
@@ -231,7 +237,7 @@ def run(
 
     for warning in result.warnings:
         sys.stderr.write(f"mia-audit: warning: {warning}\n")
-    summary_console = _stderr() if as_json else Console(highlight=False)
+    summary_console = _console(stderr=as_json)
     summary_console.print(summary_table(result))
     summary_console.print(f"results: {out / 'results.json'}")
     if as_json:

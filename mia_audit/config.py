@@ -47,13 +47,13 @@ class RunConfig(BaseModel):
     out_dir: Path = Path("mia-report")
     model_format: str | None = None
     output_kind: OutputKindOption = "auto"
-    batch_size: int = Field(default=4096, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)  # None = auto (about 32 MiB of input per batch)
     manifest: ManifestOptions = ManifestOptions()
     overlap: OverlapPolicy = "refuse"
     exposure: Exposure = "scores"
     attacks: tuple[str, ...] | None = None  # None = every registered attack whose needs are met
     seed: int = 0
-    n_bootstrap: int = Field(default=1000, ge=0, le=100_000)
+    n_bootstrap: int = Field(default=1000, ge=1, le=100_000)
     delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
     label_only: LabelOnlyOptions = LabelOnlyOptions()
 

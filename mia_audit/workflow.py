@@ -153,22 +153,8 @@ def _evidence_warnings(*, n_nonmembers: int, warnings: list[str]) -> None:
 
 
 def _check_model_accepts(*, model: ModelAdapter, audit_set: AuditSet) -> None:
-    record_shape = tuple(audit_set.features.shape[1:])
-    declared = model.input_shape
-    if declared is not None:
-        matches = len(declared) == len(record_shape) and all(
-            want is None or want == have for want, have in zip(declared, record_shape)
-        )
-        if not matches:
-            if len(declared) == 1 and len(record_shape) == 1:
-                raise InputError(
-                    f"{audit_set.path}: the model expects {declared[0]} input features but the manifest has "
-                    f"{record_shape[0]} feature columns ({', '.join(audit_set.feature_columns[:6])}"
-                    f"{', ...' if len(audit_set.feature_columns) > 6 else ''})"
-                )
-            raise InputError(
-                f"{audit_set.path}: the model expects records of shape {tuple(declared)} but the manifest gives {record_shape}"
-            )
+    """Shape (by the adapter, with a trial run on two records) and integer-valued inputs for integer models."""
+    model.check_input(audit_set.features[:2], data_name=str(audit_set.path))
     if np.issubdtype(model.input_dtype, np.integer):
         flat = audit_set.features.reshape(audit_set.n, -1)
         fractional = np.nonzero(flat != np.round(flat))
@@ -179,7 +165,21 @@ def _check_model_accepts(*, model: ModelAdapter, audit_set: AuditSet) -> None:
                 f"{audit_set.path}: column '{name}', row {row + 1} (line {row + 2}): the model takes integer "
                 f"inputs ({model.input_dtype}) but the value is not an integer"
             )
-    model.check_input(audit_set.features[:2])
+
+
+AUTO_BATCH_BYTES = 32 * 2**20
+
+
+def resolve_batch_size(*, requested: int | None, record_shape: tuple[int, ...], itemsize: int) -> int:
+    """The user's batch size, or as many records as fit in about 32 MiB of model input (256..65,536).
+
+    Few large batches keep onnxruntime's per-call and threading overhead small on tabular data; the
+    byte cap keeps image batches from taking gigabytes.
+    """
+    if requested is not None:
+        return requested
+    record_bytes = max(1, int(np.prod(record_shape, dtype=np.int64)) * itemsize)
+    return int(np.clip(AUTO_BATCH_BYTES // record_bytes, 256, 65_536))
 
 
 def _query(*, model: ModelAdapter, audit_set: AuditSet, batch_size: int) -> np.ndarray:
@@ -244,10 +244,15 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
     sink.end()
 
     # 3. Query
+    batch_size = resolve_batch_size(
+        requested=config.batch_size,
+        record_shape=tuple(members.features.shape[1:]),
+        itemsize=np.dtype(model.input_dtype).itemsize,
+    )
     sink.begin("Querying the model", total=members.n + nonmembers.n)
-    raw_members = _query(model=model, audit_set=members, batch_size=config.batch_size)
+    raw_members = _query(model=model, audit_set=members, batch_size=batch_size)
     sink.advance(members.n)
-    raw_nonmembers = _query(model=model, audit_set=nonmembers, batch_size=config.batch_size)
+    raw_nonmembers = _query(model=model, audit_set=nonmembers, batch_size=batch_size)
     sink.advance(nonmembers.n)
     sink.end()
     both, output_kind = normalize_outputs(
@@ -278,14 +283,14 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         f"member accuracy {utility.member_accuracy:.3f}, non-member accuracy {utility.nonmember_accuracy:.3f}, "
         f"gap {utility.generalization_gap:+.3f}",
     )
-    steps.done(3, f"{members.n + nonmembers.n} records queried in batches of {config.batch_size}; signals in float64")
+    steps.done(3, f"{members.n + nonmembers.n} records queried in batches of {batch_size}; signals in float64")
 
     # 4. Metric attacks
     capabilities = _capabilities(config)
 
     def predict_labels(x: np.ndarray) -> np.ndarray:
         outputs, _ = normalize_outputs(
-            raw=model.predict_raw(x, batch_size=config.batch_size),
+            raw=model.predict_raw(x, batch_size=batch_size),
             output_kind=output_kind,
             native_kind=model.native_output_kind,
             source=str(config.model_path),

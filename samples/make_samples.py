@@ -17,7 +17,7 @@ import torch
 from sklearn.datasets import load_digits
 
 SEED = 20261125
-N_MEMBERS = 600
+N_MEMBERS = 300
 
 
 class DigitsMLP(torch.nn.Module):

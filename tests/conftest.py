@@ -1,0 +1,45 @@
+"""Shared fixtures: the committed sample (an overfit digits MLP) and small manifests cut from it."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture()
+def sample_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture()
+def small_audit(tmp_path: Path) -> dict[str, Path]:
+    """The sample model with 120 members and 150 non-members, copied into a private folder."""
+    model = shutil.copy(SAMPLES / "digits_mlp.onnx", tmp_path / "model.onnx")
+    header, member_rows = read_rows(SAMPLES / "members.csv")
+    _, nonmember_rows = read_rows(SAMPLES / "nonmembers.csv")
+    return {
+        "model": Path(model),
+        "members": write_rows(tmp_path / "members.csv", header, member_rows[:120]),
+        "nonmembers": write_rows(tmp_path / "nonmembers.csv", header, nonmember_rows[:150]),
+        "dir": tmp_path,
+    }
