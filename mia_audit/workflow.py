@@ -106,11 +106,20 @@ def utc_timestamp() -> str:
 # --- step 1 -------------------------------------------------------------------------------------------
 
 
+MIN_RECORDS_PER_SIDE = 2  # cross-fitting splits each side in two halves
+
+
 def load_audit_sets(*, config: RunConfig, warnings: list[str]) -> tuple[AuditSet, AuditSet, int, int]:
     """Read both manifests, check they agree, and apply the overlap policy. Returns sets and overlap counts."""
     members = read_manifest(path=config.members_path, options=config.manifest)
     nonmembers = read_manifest(path=config.nonmembers_path, options=config.manifest)
     check_same_layout(members=members, nonmembers=nonmembers)
+    for audit_set in (members, nonmembers):
+        if audit_set.n < MIN_RECORDS_PER_SIDE:
+            raise InputError(
+                f"{audit_set.path}: {audit_set.n} record(s); an audit needs at least {MIN_RECORDS_PER_SIDE} "
+                "members and non-members (and thousands of non-members to resolve low FPRs)"
+            )
     overlap = find_overlap(members=members, nonmembers=nonmembers)
     n_overlap = int(overlap.sum())
     n_dropped = 0
@@ -126,8 +135,8 @@ def load_audit_sets(*, config: RunConfig, warnings: list[str]) -> tuple[AuditSet
             nonmembers = nonmembers.subset(~overlap)
             n_dropped = n_overlap
             warnings.append(f"{what}; dropped from the non-members (--drop-overlap)")
-            if nonmembers.n == 0:
-                raise InputError(f"{nonmembers.path}: no non-members left after dropping the overlap")
+            if nonmembers.n < MIN_RECORDS_PER_SIDE:
+                raise InputError(f"{nonmembers.path}: fewer than {MIN_RECORDS_PER_SIDE} non-members left after dropping the overlap")
         else:
             warnings.append(f"{what}; kept (--allow-overlap): attack metrics are biased towards 'no leakage'")
     return members, nonmembers, n_overlap, n_dropped

@@ -194,3 +194,10 @@ def test_fractional_value_for_an_integer_input_model(tmp_path):
     paths = {"model": path, "members": members, "nonmembers": nonmembers, "dir": tmp_path}
     result, out = invoke(paths)
     assert_refused(result, out, "n.csv", "column 'b'", "row 2", "integer")
+
+
+def test_single_member_is_refused(small_audit):
+    header, rows = read_rows(small_audit["members"])
+    write_rows(small_audit["members"], header, rows[:1])
+    result, out = invoke(small_audit)
+    assert_refused(result, out, "members.csv", "1 record(s)", "at least 2")
