@@ -43,7 +43,7 @@ assert set(MetricName.__args__) == set(METRICS)  # the schema and the metric reg
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 def _metric(info: ValidationInfo) -> MetricSpec | None:
@@ -54,6 +54,13 @@ def _check_finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
+
+
+def _check_order(value: float, info: ValidationInfo) -> None:
+    """`fail` may not be below `warn` (declared, and so validated, before it)."""
+    warn = info.data.get("warn")
+    if info.field_name == "fail" and warn is not None and value < warn:
+        raise ValueError(f"fail ({value:g}) is below warn ({warn:g}); a rule warns before it fails")
 
 
 class _RuleBase(_Strict):
@@ -104,9 +111,7 @@ class ThresholdRule(_RuleBase):
         if not spec.low <= value <= spec.high:
             upper = "∞" if math.isinf(spec.high) else f"{spec.high:g}"
             raise ValueError(f"{value:g} is outside the range of {spec.name}, [{spec.low:g}, {upper}]")
-        warn = info.data.get("warn")
-        if info.field_name == "fail" and warn is not None and value < warn:
-            raise ValueError(f"fail ({value:g}) is below warn ({warn:g}); a rule warns before it fails")
+        _check_order(value, info)
         return value
 
     @property
@@ -139,9 +144,7 @@ class RegressionRule(_RuleBase):
         if value < 0 or value > spec.span:
             upper = "∞" if math.isinf(spec.span) else f"{spec.span:g}"
             raise ValueError(f"an allowed increase of {spec.name} must lie in [0, {upper}], not {value:g}")
-        warn = info.data.get("warn")
-        if info.field_name == "fail" and warn is not None and value < warn:
-            raise ValueError(f"fail ({value:g}) is below warn ({warn:g}); a rule warns before it fails")
+        _check_order(value, info)
         return value
 
     @property

@@ -175,3 +175,23 @@ def test_policy_init_writes_a_starter_that_validates_and_never_overwrites(tmp_pa
 
     printed = runner.invoke(app, ["policy", "init", "-"], env=CLEAN_ENV)
     assert printed.exit_code == 0 and printed.stdout == STARTER_POLICY
+
+
+def test_readme_policy_example_validates_and_ci_jobs_are_short():
+    """README must stay true: its policy example is a valid policy; the CI gate jobs are under 15 lines."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    gate = readme[readme.index("## Policy gate"):readme.index("## Exit codes")]
+    blocks = re.findall(r"```yaml\n(.*?)```", gate, re.S)
+    assert len(blocks) == 3
+    example = parse_policy(text=blocks[0], source="README")
+    assert {r.id for r in example.rules} == {"low-fpr-tpr", "loss-auc", "slices"} and example.regressions
+    for job in blocks[1:]:
+        assert len(job.strip().splitlines()) < 15
+        assert "--policy mia-policy.yaml" in job and "--junit" in job
+        assert isinstance(yaml.safe_load(job), dict)
+    for rule in default_policy().policy.rules:
+        assert f"`{rule.id}`" in gate
