@@ -146,20 +146,25 @@ _OUTCOME_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "incon
 
 
 def verdict_table(verdict: Verdict) -> Table:
+    """One row per rule; free text (paths, reasons, waivers) is escaped so it is never read as markup."""
+    from rich.markup import escape
+
     from mia_audit.ci_artifacts import threshold_text, value_text, waiver_text
     from mia_audit.metric_catalog import METRICS
 
     style = _OUTCOME_STYLES[verdict.verdict]
-    table = Table(title=f"Policy gate — [{style}]{verdict.verdict.upper()}[/] ({verdict.policy})", title_justify="left")
+    table = Table(title=f"Policy gate — [{style}]{verdict.verdict.upper()}[/] ({escape(verdict.policy)})",
+                  title_justify="left")
     for column in ("rule", "target", "metric", "value [95% CI]", "thresholds", "outcome", "why"):
-        table.add_column(column, overflow="fold")
+        table.add_column(escape(column), overflow="fold")
     for line in verdict.rules:
         outcome = f"[{_OUTCOME_STYLES[line.outcome]}]{line.outcome}[/]"
         if line.waiver is not None and line.waiver.status != "not_needed":
-            outcome += f" ({waiver_text(line)})"
-        table.add_row(line.id, line.target, f"{METRICS[line.metric].label} ({line.on})", value_text(line),
-                      threshold_text(line), outcome, line.reason)
-    table.caption = f"{verdict.summary}; exit code {verdict.exit_code}"
+            outcome += f" ({escape(waiver_text(line))})"
+        cells = (line.id, line.target, f"{METRICS[line.metric].label} ({line.on})", value_text(line),
+                 threshold_text(line))
+        table.add_row(*map(escape, cells), outcome, escape(line.reason))
+    table.caption = escape(f"{verdict.summary}; exit code {verdict.exit_code}")
     return table
 
 
@@ -231,7 +236,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     policy: Annotated[
-        Optional[Path], typer.Option("--policy", help="Policy file (YAML) [default: the built-in default policy].")
+        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
     ] = None,
     baseline: Annotated[
         Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
@@ -313,7 +318,7 @@ def run(
 def check(
     results: Annotated[Path, typer.Argument(help="A results.json written by `mia-audit run`.", show_default=False)],
     policy: Annotated[
-        Optional[Path], typer.Option("--policy", help="Policy file (YAML) [default: the built-in default policy].")
+        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
     ] = None,
     baseline: Annotated[
         Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")

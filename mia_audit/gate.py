@@ -117,10 +117,17 @@ def _slices(raw: object, *, source: str) -> list[SliceEntry] | None:
         raise InputError(f"{source}: {format_location(('slices', *item['loc']))}: {item['msg']}") from None
 
 
-def gate_input(*, result: AuditResult, source: str, document: Mapping | None = None) -> GateInput:
-    """Wrap a result; slices come from the JSON document (whichever module wrote them)."""
-    document = document if document is not None else json.loads(result.to_json())
-    return GateInput(result=result, slices=_slices(document.get("slices"), source=source), source=source)
+def gate_input(*, result: AuditResult, source: str) -> GateInput:
+    """Wrap a result this process just computed; slices come from its JSON form (whichever module wrote them).
+
+    Slices the gate cannot read here are a defect between modules, not bad user input: RuntimeError.
+    """
+    document = json.loads(result.to_json())
+    try:
+        slices = _slices(document.get("slices"), source=source)
+    except InputError as error:
+        raise RuntimeError(f"the slice results do not have the shape the policy gate reads: {error}") from None
+    return GateInput(result=result, slices=slices, source=source)
 
 
 def read_results(*, path: Path) -> tuple[GateInput, dict]:

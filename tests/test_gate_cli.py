@@ -324,3 +324,30 @@ def test_no_color_turns_off_escape_sequences(sample):
     plain = check(path, environ={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert plain.exit_code == coloured.exit_code == 0
     assert "\x1b[" not in plain.stdout and "WARN" in plain.stdout
+
+
+def test_free_text_in_the_verdict_table_is_not_read_as_markup(tmp_path, sample):
+    from rich.console import Console
+
+    from mia_audit.cli import verdict_table
+    from mia_audit.verdict import Verdict
+
+    _, path, _ = sample
+    policy = write_policy(tmp_path / "[red]policy.yaml", """
+        rules:
+          - id: auc
+            metric: auc
+            on: point
+            fail: 0.5
+        waivers:
+          - rule: auc
+            reason: "[bold]approved[/bold] in [ticket 42]"
+            approver: "[i]DPO[/i]"
+            expires: 2099-01-01
+        """)
+    result = check(path, "--policy", policy, "--json")
+    verdict = Verdict.model_validate(json.loads(result.stdout)["verdict"])
+    console = Console(width=1000, color_system=None, record=True)
+    console.print(verdict_table(verdict))
+    text = console.export_text()
+    assert "[bold]approved[/bold] in [ticket 42]" in text and "[i]DPO[/i]" in text and "[red]policy.yaml" in text
