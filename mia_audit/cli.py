@@ -1,12 +1,13 @@
 """The `mia-audit` command line: parses options, calls the workflow, prints. No audit logic here.
 
-Exit codes: 0 audit completed, 2 usage or input error, 4 internal error (policy verdicts 1 and 3 arrive
-with the gating feature). Progress and messages go to stderr; stdout carries the summary table, or the
-results document alone with --json.
+Exit codes (`run` and `check`): 0 policy passed (or only warned), 1 policy failed, 2 usage or input error,
+3 inconclusive, 4 internal error. Progress and messages go to stderr; stdout carries the tables, or the
+results document alone with --json (which never changes the exit code).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from mia_audit import __version__
 from mia_audit.config import LabelOnlyOptions, ManifestOptions, RunConfig
 from mia_audit.errors import InputError
 from mia_audit.results import AuditResult
+from mia_audit.verdict import Verdict
 
 app = typer.Typer(
     name="mia-audit",
@@ -32,16 +34,23 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+policy_app = typer.Typer(help="Write and check policy files (the release gate).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
 EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_INTERNAL = 4
 
 
 def _console(*, stderr: bool) -> Console:
-    """Rich console; when not on a terminal (CI logs, pipes) wide enough that the table stays readable."""
-    console = Console(stderr=stderr, highlight=False)
+    """Rich console; when not on a terminal (CI logs, pipes) wide enough that the table stays readable.
+
+    NO_COLOR (https://no-color.org) turns off every escape sequence, not only colours.
+    """
+    plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
+    console = Console(stderr=stderr, highlight=False, **plain)
     if not console.is_terminal:
-        console = Console(stderr=stderr, highlight=False, width=160)
+        console = Console(stderr=stderr, highlight=False, width=160, **plain)
     return console
 
 
@@ -132,6 +141,50 @@ def summary_table(result: AuditResult) -> Table:
     return table
 
 
+_OUTCOME_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "inconclusive": "magenta",
+                   "skipped": "dim"}
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    """One row per rule; free text (paths, reasons, waivers) is escaped so it is never read as markup."""
+    from rich.markup import escape
+
+    from mia_audit.ci_artifacts import threshold_text, value_text, waiver_text
+    from mia_audit.metric_catalog import METRICS
+
+    style = _OUTCOME_STYLES[verdict.verdict]
+    table = Table(title=f"Policy gate — [{style}]{verdict.verdict.upper()}[/] ({escape(verdict.policy)})",
+                  title_justify="left")
+    for column in ("rule", "target", "metric", "value [95% CI]", "thresholds", "outcome", "why"):
+        table.add_column(escape(column), overflow="fold")
+    for line in verdict.rules:
+        outcome = f"[{_OUTCOME_STYLES[line.outcome]}]{line.outcome}[/]"
+        if line.waiver is not None and line.waiver.status != "not_needed":
+            outcome += f" ({escape(waiver_text(line))})"
+        cells = (line.id, line.target, f"{METRICS[line.metric].label} ({line.on})", value_text(line),
+                 threshold_text(line))
+        table.add_row(*map(escape, cells), outcome, escape(line.reason))
+    table.caption = escape(f"{verdict.summary}; exit code {verdict.exit_code}")
+    return table
+
+
+def _check_junit_path(junit: Path | None) -> None:
+    if junit is not None and junit.is_dir():
+        raise InputError(f"--junit {junit}: is a folder; give a file name such as {junit / 'junit.xml'}")
+
+
+def _write_gate_artifacts(*, verdict: Verdict, result: AuditResult, junit: Path | None) -> None:
+    """JUnit XML when asked for, and the Markdown summary when $GITHUB_STEP_SUMMARY is set."""
+    from mia_audit.ci_artifacts import append_step_summary, junit_xml, step_summary_markdown
+
+    if junit is not None:
+        write_atomically(path=junit, text=junit_xml(verdict=verdict, result=result))
+    try:
+        append_step_summary(markdown=step_summary_markdown(verdict=verdict, result=result))
+    except OSError as error:
+        sys.stderr.write(f"mia-audit: warning: could not append to $GITHUB_STEP_SUMMARY: {error}\n")
+
+
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"mia-audit: error: {message}\n")
     raise typer.Exit(code)
@@ -182,8 +235,15 @@ def run(
     ] = 0.3,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    policy: Annotated[
+        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
+    ] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
+    ] = None,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")] = None,
 ) -> None:
-    """Audit MODEL against member and non-member manifests; write results.json into --out."""
+    """Audit MODEL against member and non-member manifests; write results.json into --out; apply the policy."""
     try:
         if drop_overlap and allow_overlap:
             raise InputError("--drop-overlap and --allow-overlap exclude each other")
@@ -195,6 +255,10 @@ def run(
             raise InputError("--delta must be in [0, 1)")
         if label_only_noise <= 0:
             raise InputError("--label-only-noise must be positive")
+        from mia_audit.gate import gate_input, prepare_gate
+
+        _check_junit_path(junit)
+        gate = prepare_gate(policy_path=policy, baseline_path=baseline)  # a bad policy stops before the audit
         config = RunConfig(
             model_path=model,
             members_path=members,
@@ -217,15 +281,19 @@ def run(
             n_bootstrap=bootstrap,
             delta=delta,
             label_only=LabelOnlyOptions(queries=label_only_queries, noise_scale=label_only_noise),
+            policy_path=policy,
+            baseline_path=baseline,
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing
 
         console = _console(stderr=True)
         with RichProgress(console=console, enabled=not quiet and console.is_terminal) as progress:
             audit = run_audit(config=config, progress=progress)
-        result = audit.result
+        verdict = gate.judge(current=gate_input(result=audit.result, source=str(out / "results.json")))
+        result = audit.result.model_copy(update={"verdict": verdict})
         document = result.to_json()
         write_atomically(path=out / "results.json", text=document + "\n")
+        _write_gate_artifacts(verdict=verdict, result=result, junit=junit)
     except InputError as error:
         _fail(str(error), EXIT_INPUT)
     except typer.Exit:
@@ -239,10 +307,96 @@ def run(
         sys.stderr.write(f"mia-audit: warning: {warning}\n")
     summary_console = _console(stderr=as_json)
     summary_console.print(summary_table(result))
-    summary_console.print(f"results: {out / 'results.json'}")
+    summary_console.print(verdict_table(verdict))
+    summary_console.print(f"results: {out / 'results.json'}" + (f"; JUnit: {junit}" if junit else ""))
     if as_json:
         sys.stdout.write(document + "\n")
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(verdict.exit_code)
+
+
+@app.command()
+def check(
+    results: Annotated[Path, typer.Argument(help="A results.json written by `mia-audit run`.", show_default=False)],
+    policy: Annotated[
+        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
+    ] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
+    ] = None,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results document with the new verdict on stdout.")
+    ] = False,
+) -> None:
+    """Judge an existing results.json against a policy without re-running the audit (RESULTS is not modified)."""
+    try:
+        from mia_audit.gate import prepare_gate, read_results
+
+        _check_junit_path(junit)
+        gate = prepare_gate(policy_path=policy, baseline_path=baseline)
+        current, raw = read_results(path=results)
+        verdict = gate.judge(current=current)
+        raw["verdict"] = json.loads(verdict.model_dump_json())
+        document = json.dumps(raw, indent=2, ensure_ascii=False)
+        _write_gate_artifacts(verdict=verdict, result=current.result, junit=junit)
+    except InputError as error:
+        _fail(str(error), EXIT_INPUT)
+    except typer.Exit:
+        raise
+    except Exception as error:  # noqa: BLE001
+        if os.environ.get("MIA_AUDIT_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (set MIA_AUDIT_DEBUG=1 for a traceback)", EXIT_INTERNAL)
+    console = _console(stderr=as_json)
+    console.print(verdict_table(verdict))
+    if as_json:
+        sys.stdout.write(document + "\n")
+    raise typer.Exit(verdict.exit_code)
+
+
+@policy_app.command("init")
+def policy_init(
+    path: Annotated[Path, typer.Argument(help="Where to write it; '-' prints it.")] = Path("mia-policy.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter policy (the default policy, plus examples of every rule type)."""
+    from mia_audit.policy_starter import STARTER_POLICY
+
+    if str(path) == "-":
+        sys.stdout.write(STARTER_POLICY)
+        return
+    if path.exists() and not force:
+        _fail(f"{path} already exists; pass --force to overwrite it", EXIT_INPUT)
+    try:
+        write_atomically(path=path, text=STARTER_POLICY)
+    except OSError as error:
+        _fail(f"{path}: cannot write the policy ({error.strerror or error})", EXIT_INPUT)
+    sys.stderr.write(f"wrote {path}; check it with: mia-audit policy validate {path}\n")
+
+
+@policy_app.command("validate")
+def policy_validate(
+    path: Annotated[Path, typer.Argument(help="The policy file to check.", show_default=False)],
+) -> None:
+    """Check a policy file; every problem is reported with its line and field (exit code 2)."""
+    from mia_audit.gate import evaluation_date
+    from mia_audit.policy import PolicyError, load_policy
+
+    try:
+        loaded = load_policy(path=path)
+        today = evaluation_date()
+    except PolicyError as error:
+        for problem in error.problems:
+            sys.stderr.write(f"mia-audit: error: {problem.describe(error.source)}\n")
+        raise typer.Exit(EXIT_INPUT) from None
+    except InputError as error:
+        _fail(str(error), EXIT_INPUT)
+    spec = loaded.policy
+    typer.echo(f"{path}: valid policy: {len(spec.rules)} rule(s), {len(spec.regressions)} regression rule(s), "
+               f"{len(spec.waivers)} waiver(s)")
+    for waiver in spec.waivers:
+        if waiver.expires < today:
+            typer.echo(f"note: the waiver for rule '{waiver.rule}' expired on {waiver.expires}; it no longer waives")
 
 
 @app.command()

@@ -56,4 +56,6 @@ class RunConfig(BaseModel):
     n_bootstrap: int = Field(default=1000, ge=1, le=100_000)
     delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
     label_only: LabelOnlyOptions = LabelOnlyOptions()
+    policy_path: Path | None = None  # None = the built-in default policy
+    baseline_path: Path | None = None  # previous results.json for the policy's regression rules
 

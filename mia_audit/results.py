@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mia_audit.verdict import Verdict
+
 SCHEMA_VERSION = "1.0"
 
 StepStatus = Literal["done", "skipped", "failed"]
@@ -132,6 +134,7 @@ class AuditResult(_Model):
     warnings: list[str] = Field(default_factory=list)
     config: dict = Field(default_factory=dict)
     environment: Environment | None = None
+    verdict: Verdict | None = None  # the policy gate's decision (absent in files written before the gate)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
