@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
+OutputFormat = Literal["json", "html", "pdf"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "html", "pdf")
 
 
 class ManifestOptions(BaseModel):
@@ -56,4 +58,8 @@ class RunConfig(BaseModel):
     n_bootstrap: int = Field(default=1000, ge=1, le=100_000)
     delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
     label_only: LabelOnlyOptions = LabelOnlyOptions()
+    # documents (issue 3): which outputs to write, the optional report context, the restricted export
+    formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
+    context_path: Path | None = None
+    export_record_scores: bool = False
 

@@ -48,7 +48,7 @@ def test_run_on_model_kind(tmp_path, kind):
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(built.path), "--members", str(members), "--nonmembers", str(nonmembers),
                                  "--out", str(out), "--bootstrap", "50", "--label-only-queries", "2",
-                                 "--allow-overlap", "--json"])
+                                 "--allow-overlap", "--json", "--format", "json"])
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["model"]["output_kind"] == built.output_kind
