@@ -222,6 +222,8 @@ def differential_privacy(facts: RuleInput) -> Recommendation | None:
 def harden_outputs(facts: RuleInput) -> Recommendation | None:
     if facts.result.config.get("exposure", "scores") != "scores":
         return None
+    if facts.context is not None and facts.context.exposure == "labels":
+        return None  # the deployment already returns labels only (the threat model notes the mismatch)
     attack = _leaking_score_attack(facts.result)
     if attack is None:
         return None

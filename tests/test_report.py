@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from typer.testing import CliRunner
 
 from mia_audit.cli import app
 from mia_audit.results import AuditResult
-from tests.conftest import SAMPLES, read_rows, write_rows
+from tests.conftest import ROOT, SAMPLES, read_rows, write_rows
 
 runner = CliRunner()
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -93,9 +95,13 @@ def report(tmp_path_factory):
         shutil.copy(context, kept / "context.yaml")
         for path in (model, members, nonmembers, context):
             Path(path).unlink()
-        rerender = runner.invoke(app, ["render", str(kept / "results.json"), "--context", str(kept / "context.yaml"),
-                                       "--out", str(work / "again")])
-        assert rerender.exit_code == 0, rerender.stderr
+        # ... in another process with another hash seed: nothing may depend on set or dict order.
+        rerender = subprocess.run(
+            [sys.executable, "-m", "mia_audit", "render", str(kept / "results.json"), "--context",
+             str(kept / "context.yaml"), "--out", str(work / "again")],
+            cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "12345"}, capture_output=True, text=True, timeout=300,
+        )
+        assert rerender.returncode == 0, rerender.stderr
     finally:
         if previous is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)

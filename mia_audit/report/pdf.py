@@ -8,7 +8,6 @@ byte-identical PDFs: WeasyPrint derives the document identifier from the content
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,12 +52,7 @@ def render_pdf(*, html: str, attachments: list[PdfAttachment], moment: datetime)
         )
         for item in attachments
     ]
-    logger = logging.getLogger("weasyprint")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)  # refused fetches are reported by the caller, not as log noise
-    try:
-        document = HTML(string=html, base_url=None, url_fetcher=fetcher)
-        pdf = document.write_pdf(pdf_variant=PDF_VARIANT, attachments=files, uncompressed_pdf=False)
-    finally:
-        logger.setLevel(previous)
+    # WeasyPrint logs through a NullHandler: refused fetches are reported by the caller from `refused`.
+    document = HTML(string=html, base_url=None, url_fetcher=fetcher)
+    pdf = document.write_pdf(pdf_variant=PDF_VARIANT, attachments=files)
     return pdf, fetcher.refused

@@ -225,7 +225,7 @@ def headlines(result: AuditResult) -> list[Headline]:
         ),
         Headline(
             label="Members an attacker could single out at 0.1% FPR",
-            value=f"{worst.members_singled_out_at_0_001:,} of {n_members:,}",
+            value="not estimable" if point.flag == "not_estimable" else f"{worst.members_singled_out_at_0_001:,} of {n_members:,}",
             note="round(TPR at 0.1% FPR × members audited)",
         ),
         Headline(
