@@ -165,3 +165,24 @@ def test_pdf_renderer_refuses_every_fetch():
     assert sorted(refused) == sorted(
         ["http://example.com/a.png", "file:///etc/passwd", "https://example.com/s.css", "file:///etc/hostname"]
     )
+
+
+def test_built_package_carries_the_templates(tmp_path):
+    """A non-editable install gets report_templates/ inside the package (setup.py's build_py copies it)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    build = tmp_path / "lib"
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    packaged = build / "mia_audit" / "report_templates"
+    for name in ("report.html.j2", "report.css", "_generic_table.html.j2"):
+        assert (packaged / name).read_bytes() == (ROOT / "report_templates" / name).read_bytes()
+    found = subprocess.run(
+        [sys.executable, "-c", "from mia_audit.report.templates import templates_dir; print(templates_dir())"],
+        cwd=tmp_path, env={"PYTHONPATH": str(build), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        check=True, timeout=120,
+    )
+    assert found.stdout.strip() == str(packaged)
