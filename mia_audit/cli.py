@@ -1,4 +1,4 @@
-"""The `mia-audit` command line: parses options, calls the workflow, prints. No audit logic here.
+"""The `mia-audit` command line: parses options, calls the workflow and the report, prints. No audit logic here.
 
 Exit codes (`run` and `check`): 0 policy passed (or only warned), 1 policy failed, 2 usage or input error,
 3 inconclusive, 4 internal error. Progress and messages go to stderr; stdout carries the tables, or the
@@ -20,9 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mia_audit import __version__
-from mia_audit.config import LabelOnlyOptions, ManifestOptions, RunConfig
+from mia_audit.config import OUTPUT_FORMATS, LabelOnlyOptions, ManifestOptions, RunConfig
 from mia_audit.errors import InputError
-from mia_audit.results import AuditResult
+from mia_audit.results import SCHEMA_VERSION, AuditResult
 from mia_audit.verdict import Verdict
 
 app = typer.Typer(
@@ -99,15 +99,81 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 def write_atomically(*, path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees a half-written file."""
+    write_bytes_atomically(path=path, data=text.encode("utf-8"))
+
+
+def write_bytes_atomically(*, path: Path, data: bytes, mode: int | None = None) -> None:
+    """`write_atomically` for bytes; `mode` sets the permissions before the file appears under its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, _default_mode() if mode is None else mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _default_mode() -> int:
+    """What a plainly created file would get (0o666 minus the umask); mkstemp alone gives 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _formats(value: str, *, allowed: tuple[str, ...], option: str = "--format") -> tuple[str, ...]:
+    chosen = _split(value.lower())
+    unknown = [kind for kind in chosen if kind not in allowed]
+    if unknown or not chosen:
+        raise InputError(f"{option}: '{unknown[0] if unknown else value}' is not a comma-separated list of {', '.join(allowed)}")
+    return tuple(kind for kind in allowed if kind in chosen)
+
+
+def _load_context(path: Path | None):
+    if path is None:
+        return None, None
+    from mia_audit.context import load_context
+
+    return load_context(path=path)
+
+
+def _render_reports(
+    *, result: AuditResult, results_json: bytes, formats: tuple[str, ...], context, context_yaml, policy: Path | None = None
+):
+    """The requested report files in memory ({} when neither html nor pdf is asked for); the policy file, when
+    one was given, is attached to the PDF beside results.json."""
+    kinds = tuple(kind for kind in formats if kind in ("html", "pdf"))
+    if not kinds:
+        return {}
+    from mia_audit.report import ReportInputs, render_documents
+    from mia_audit.report.pdf import PdfAttachment
+    from mia_audit.workflow import utc_timestamp
+
+    attachments = ()
+    if policy is not None:
+        attachments = (
+            PdfAttachment(name="policy.yaml", data=policy.read_bytes(), description="release-gate policy applied"),
+        )
+
+    rendered = render_documents(
+        inputs=ReportInputs(
+            result=result,
+            results_json=results_json,
+            generated_utc=utc_timestamp(),
+            context=context,
+            context_yaml=context_yaml,
+            extra_attachments=attachments,
+        ),
+        formats=kinds,
+    )
+    if rendered.refused_fetches:
+        sys.stderr.write(
+            f"mia-audit: warning: the report referenced {len(rendered.refused_fetches)} external resource(s); "
+            "none was fetched\n"
+        )
+    return rendered.files
 
 
 def _fmt_ci(value: float, ci: tuple[float, float], *, percent: bool = False) -> str:
@@ -233,6 +299,19 @@ def run(
     label_only_noise: Annotated[
         float, typer.Option(help="Noise scale in feature standard deviations (label-only attack).")
     ] = 0.3,
+    output_formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated outputs: json, html, pdf.")
+    ] = ",".join(OUTPUT_FORMATS),
+    context: Annotated[
+        Optional[Path], typer.Option("--context", help="context.yaml with the controller's facts for the report.")
+    ] = None,
+    export_record_scores: Annotated[
+        bool,
+        typer.Option(
+            "--export-record-scores",
+            help="Also write per-record scores (and ids) to a separate RESTRICTED file. Personal data: handle as such.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     policy: Annotated[
@@ -243,8 +322,12 @@ def run(
     ] = None,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")] = None,
 ) -> None:
-    """Audit MODEL against member and non-member manifests; write results.json into --out; apply the policy."""
+    """Audit MODEL against member and non-member manifests; write results.json and the report into --out; apply
+    the policy (the exit code is its verdict)."""
+    written: list[Path] = []
     try:
+        formats = _formats(output_formats, allowed=OUTPUT_FORMATS)
+        report_context, context_yaml = _load_context(context)
         if drop_overlap and allow_overlap:
             raise InputError("--drop-overlap and --allow-overlap exclude each other")
         if output_kind.lower() not in ("auto", "logits", "probabilities"):
@@ -283,6 +366,9 @@ def run(
             label_only=LabelOnlyOptions(queries=label_only_queries, noise_scale=label_only_noise),
             policy_path=policy,
             baseline_path=baseline,
+            formats=formats,
+            context_path=context,
+            export_record_scores=export_record_scores,
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing
 
@@ -292,7 +378,29 @@ def run(
         verdict = gate.judge(current=gate_input(result=audit.result, source=str(out / "results.json")))
         result = audit.result.model_copy(update={"verdict": verdict})
         document = result.to_json()
-        write_atomically(path=out / "results.json", text=document + "\n")
+        results_json = (document + "\n").encode("utf-8")
+        files = _render_reports(
+            result=result,
+            results_json=results_json,
+            formats=formats,
+            context=report_context,
+            context_yaml=context_yaml,
+            policy=policy,
+        )
+        restricted = None
+        if export_record_scores:
+            from mia_audit.export import RESTRICTED_FILE_NAME, record_scores_csv
+
+            restricted = (RESTRICTED_FILE_NAME, record_scores_csv(run=audit).encode("utf-8"))
+        # Everything is rendered in memory first: a failure above leaves nothing half-written.
+        if "json" in formats:
+            write_bytes_atomically(path=out / "results.json", data=results_json)
+            written.append(out / "results.json")
+        for name, data in files.items():
+            write_bytes_atomically(path=out / name, data=data)
+            written.append(out / name)
+        if restricted is not None:
+            write_bytes_atomically(path=out / restricted[0], data=restricted[1], mode=0o600)
         _write_gate_artifacts(verdict=verdict, result=result, junit=junit)
     except InputError as error:
         _fail(str(error), EXIT_INPUT)
@@ -308,7 +416,15 @@ def run(
     summary_console = _console(stderr=as_json)
     summary_console.print(summary_table(result))
     summary_console.print(verdict_table(verdict))
-    summary_console.print(f"results: {out / 'results.json'}" + (f"; JUnit: {junit}" if junit else ""))
+    for path in written:
+        summary_console.print(f"{'results' if path.suffix == '.json' else 'report'}: {path}")
+    if junit:
+        summary_console.print(f"JUnit: {junit}")
+    if restricted is not None:
+        sys.stderr.write(
+            f"mia-audit: per-record scores written to {out / restricted[0]} (RESTRICTED: personal data about the "
+            "audited records; owner-only permissions; never attach it to the report)\n"
+        )
     if as_json:
         sys.stdout.write(document + "\n")
     raise typer.Exit(verdict.exit_code)
@@ -397,6 +513,71 @@ def policy_validate(
     for waiver in spec.waivers:
         if waiver.expires < today:
             typer.echo(f"note: the waiver for rule '{waiver.rule}' expired on {waiver.expires}; it no longer waives")
+
+
+def _read_results(path: Path) -> tuple[AuditResult, bytes]:
+    """A results.json of this schema's major version, validated; its exact bytes for the PDF attachment."""
+    from pydantic import ValidationError
+
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the results file ({error.strerror or error})") from None
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise InputError(f"{path}: not a JSON document{where}") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{path}: not a mia-audit results document (expected a JSON object)")
+    version = str(document.get("schema_version", ""))
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise InputError(
+            f"{path}: results schema version '{version or 'missing'}' is not readable by mia-audit {__version__} "
+            f"(schema {SCHEMA_VERSION})"
+        )
+    try:
+        return AuditResult.model_validate(document), raw
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InputError(f"{path}: key '{key}': {message}") from None
+
+
+@app.command()
+def render(
+    results: Annotated[Path, typer.Argument(help="A results.json written by mia-audit run.", show_default=False)],
+    context: Annotated[
+        Optional[Path], typer.Option("--context", help="context.yaml with the controller's facts for the report.")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Output folder [default: the folder of RESULTS].")
+    ] = None,
+    output_formats: Annotated[str, typer.Option("--format", help="Comma-separated outputs: html, pdf.")] = "html,pdf",
+) -> None:
+    """Re-render report.html and report.pdf from a results.json alone (no model, no data)."""
+    target = out if out is not None else results.parent
+    try:
+        formats = _formats(output_formats, allowed=("html", "pdf"))
+        report_context, context_yaml = _load_context(context)
+        result, raw = _read_results(results)
+        files = _render_reports(
+            result=result, results_json=raw, formats=formats, context=report_context, context_yaml=context_yaml
+        )
+        for name, data in files.items():
+            write_bytes_atomically(path=target / name, data=data)
+    except InputError as error:
+        _fail(str(error), EXIT_INPUT)
+    except typer.Exit:
+        raise
+    except Exception as error:  # noqa: BLE001 — the CLI's last line of defence
+        if os.environ.get("MIA_AUDIT_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (set MIA_AUDIT_DEBUG=1 for a traceback)", EXIT_INTERNAL)
+    for name in files:
+        typer.echo(f"report: {target / name}")
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
+OutputFormat = Literal["json", "html", "pdf"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "html", "pdf")
 
 
 class ManifestOptions(BaseModel):
@@ -58,4 +60,8 @@ class RunConfig(BaseModel):
     label_only: LabelOnlyOptions = LabelOnlyOptions()
     policy_path: Path | None = None  # None = the built-in default policy
     baseline_path: Path | None = None  # previous results.json for the policy's regression rules
+    # documents (issue 3): which outputs to write, the optional report context, the restricted export
+    formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
+    context_path: Path | None = None
+    export_record_scores: bool = False
 

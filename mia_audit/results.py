@@ -106,6 +106,21 @@ class WorstCase(_Model):
     )
 
 
+class Histogram(_Model):
+    """Member vs non-member counts of one per-record signal over fixed, data-independent bins.
+
+    Only aggregated counts: bin edges are fixed in advance (never taken from the data), so no single
+    record's value can be read back. Values outside the edges are counted in the first or last bin.
+    """
+
+    signal: str
+    label: str
+    scale: Literal["linear", "log"]
+    edges: list[float]
+    members: list[int]
+    nonmembers: list[int]
+
+
 class WorkflowStep(_Model):
     step: int
     name: str
@@ -135,6 +150,8 @@ class AuditResult(_Model):
     config: dict = Field(default_factory=dict)
     environment: Environment | None = None
     verdict: Verdict | None = None  # the policy gate's decision (absent in files written before the gate)
+    # since 1.0 (issue 3): aggregated signal histograms for the report's distribution charts
+    distributions: dict[str, Histogram] = Field(default_factory=dict)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

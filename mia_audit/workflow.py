@@ -17,6 +17,7 @@ import numpy as np
 from mia_audit import __version__
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.config import RunConfig
+from mia_audit.distributions import signal_distributions
 from mia_audit.environment import describe_environment
 from mia_audit.errors import InputError
 from mia_audit.manifest import (
@@ -78,6 +79,11 @@ class AuditRun:
 
     result: AuditResult
     record_scores: dict[str, AttackScores] = field(default_factory=dict)
+    # how to name each scored record in a restricted export: manifest data-row numbers and ids (if any)
+    member_rows: np.ndarray | None = None
+    nonmember_rows: np.ndarray | None = None
+    member_ids: np.ndarray | None = None
+    nonmember_ids: np.ndarray | None = None
 
 
 @dataclass
@@ -350,7 +356,7 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         "slice and subpopulation measurements are not implemented in this version",
     )
     steps.skipped(7, "no defenses requested (retraining with defenses is not implemented in this version)")
-    steps.done(8, "results.json written; the HTML/PDF report is not implemented in this version")
+    steps.done(8, _documents_detail(config))
 
     result = AuditResult(
         tool_version=__version__,
@@ -385,8 +391,25 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         warnings=warnings,
         config=config.model_dump(mode="json"),
         environment=describe_environment(),
+        distributions=signal_distributions(members=member_signals, nonmembers=nonmember_signals),
     )
-    return AuditRun(result=result, record_scores=scores)
+    return AuditRun(
+        result=result,
+        record_scores=scores,
+        member_rows=members.rows(),
+        nonmember_rows=nonmembers.rows(),
+        member_ids=members.ids,
+        nonmember_ids=nonmembers.ids,
+    )
+
+
+def _documents_detail(config: RunConfig) -> str:
+    names = {"json": "results.json", "html": "report.html", "pdf": "report.pdf (PDF/A-3u, results.json attached)"}
+    written = ", ".join(names[kind] for kind in config.formats)
+    detail = f"{written}; no raw records, record ids or per-record scores in any of them"
+    if config.export_record_scores:
+        detail += "; per-record scores exported on request to a separate RESTRICTED file"
+    return detail
 
 
 def _run_attacks(

@@ -26,7 +26,7 @@ def run_sample(tmp_path, *extra, members=None, nonmembers=None):
             "run", str(SAMPLES / "digits_mlp.onnx"),
             "--members", str(members or SAMPLES / "members.csv"),
             "--nonmembers", str(nonmembers or SAMPLES / "nonmembers.csv"),
-            "--out", str(out), "--bootstrap", "200", "--json", *extra,
+            "--out", str(out), "--bootstrap", "200", "--json", "--format", "json", *extra,
         ],
     )
     assert result.exit_code == 0, result.stderr

@@ -48,7 +48,7 @@ def test_run_on_model_kind(tmp_path, kind):
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(built.path), "--members", str(members), "--nonmembers", str(nonmembers),
                                  "--out", str(out), "--bootstrap", "50", "--label-only-queries", "2",
-                                 "--allow-overlap", "--json"])
+                                 "--allow-overlap", "--json", "--format", "json"])
     document = json.loads(result.stdout)
     # The default policy judges the run: with 40 non-members TPR@0.1%FPR is not estimable, so the verdict is
     # inconclusive (exit code 3) unless a rule fails outright; the exit code always follows the verdict.

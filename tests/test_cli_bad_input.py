@@ -25,6 +25,7 @@ def invoke(paths: dict[str, Path], *extra: str, model: Path | None = None, membe
         "--out", str(out),
         "--bootstrap", "50",
         "--label-only-queries", "2",
+        "--format", "json",  # these tests are about the audit; the report has its own tests
         *extra,
     ]
     return runner.invoke(app, args), out
