@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mia_audit.slice_spec import SlicingSpec
+
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
@@ -56,4 +58,5 @@ class RunConfig(BaseModel):
     n_bootstrap: int = Field(default=1000, ge=1, le=100_000)
     delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
     label_only: LabelOnlyOptions = LabelOnlyOptions()
+    slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
 
