@@ -128,7 +128,8 @@ class SubpopulationResult(_Model):
     (see `mia_audit.subpopulation`): every number here is measured on records the threshold was NOT fitted
     on. `raises_tpr` is True when the per-slice threshold finds more of the slice's members
     (`tpr_slice > tpr_global`) while its held-out FPR stays within the 97.5% binomial quantile of `fpr`,
-    and the folds hold enough non-members to resolve `fpr` (`flag` not `not_estimable`).
+    and each fold holds at least 10/`fpr` of the slice's non-members (`flag` = "ok"); otherwise the numbers
+    are reported but no gain is claimed.
     """
 
     fpr: float
@@ -188,9 +189,9 @@ class WorstSlice(_Model):
     auc_ci: tuple[float, float]
     p_value_adjusted: float
     significant: bool
-    global_auc: float
-    global_auc_ci: tuple[float, float]
-    auc_difference: float = Field(description="slice AUC − global AUC of the same attack")
+    global_auc: float | None = None
+    global_auc_ci: tuple[float, float] | None = None
+    auc_difference: float | None = Field(default=None, description="slice AUC − global AUC of the same attack")
 
 
 class ExposedSlice(_Model):

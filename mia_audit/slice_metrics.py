@@ -37,13 +37,14 @@ Counts are per distinct score level, levels in **decreasing** score order: `memb
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
-from mia_audit.metrics import FPR_LEVELS, clopper_pearson, evidence_flag
+from mia_audit.metrics import FPR_LEVELS, evidence_flag
 
 __all__ = [
     "LevelCounts",
@@ -57,6 +58,7 @@ __all__ = [
     "max_false_positives",
     "slice_statistics",
     "tpr_at_fpr_band",
+    "tpr_at_fpr_bands",
 ]
 
 
@@ -134,11 +136,14 @@ def delong_auc_variance(counts: LevelCounts) -> float:
     return s10 / n1 + s01 / n0
 
 
+def _wald(auc: float, variance: float, confidence: float) -> tuple[float, float]:
+    half = float(special.ndtri(0.5 + confidence / 2.0)) * math.sqrt(max(variance, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def delong_auc_ci(counts: LevelCounts, *, confidence: float = 0.95) -> tuple[float, float]:
     """Wald interval AUC ± z·SE_DeLong, clipped to [0, 1]."""
-    auc = auc_from_counts(counts)
-    half = stats.norm.ppf(0.5 + confidence / 2.0) * math.sqrt(max(delong_auc_variance(counts), 0.0))
-    return max(0.0, auc - half), min(1.0, auc + half)
+    return _wald(auc_from_counts(counts), delong_auc_variance(counts), confidence)
 
 
 def mann_whitney_greater(counts: LevelCounts) -> float:
@@ -158,7 +163,7 @@ def mann_whitney_greater(counts: LevelCounts) -> float:
     if variance <= 0.0:
         return 1.0
     z = (u_statistic - n1 * n0 / 2.0 - 0.5) / math.sqrt(variance)
-    return float(stats.norm.sf(z))
+    return float(special.ndtr(-z))
 
 
 def max_false_positives(alpha: float, n_nonmembers: int) -> int:
@@ -184,37 +189,75 @@ class TprBand:
     flag: str
 
 
-def _tp_at_most(tp: np.ndarray, fp: np.ndarray, allowed: float) -> int:
-    """Members flagged at the lowest threshold that admits at most `allowed` false positives (0 if none)."""
-    if allowed < 0:
-        return 0
-    index = int(np.searchsorted(fp, allowed, side="right")) - 1
-    return int(tp[index])
+@functools.lru_cache(maxsize=1024)
+def _binomial_band(n0: int, alphas: tuple[float, ...], tail: float) -> np.ndarray:
+    """Binomial(n0, α) quantiles at `tail` then at 1 − `tail` for each α (cached: a slice has the same n0
+    for every attack)."""
+    alpha = np.asarray(alphas)
+    quantiles = stats.binom.ppf(np.concatenate([np.full(alpha.size, tail), np.full(alpha.size, 1.0 - tail)]), n0,
+                                np.concatenate([alpha, alpha]))
+    quantiles.setflags(write=False)
+    return quantiles
+
+
+def _tp_at_most(tp: np.ndarray, fp: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Members flagged at the lowest threshold admitting at most `allowed` false positives (0 where allowed < 0)."""
+    index = np.searchsorted(fp, allowed, side="right") - 1
+    return np.where(index >= 0, tp[np.maximum(index, 0)], 0)
+
+
+def _cp_lower(successes: np.ndarray, trials: int, tail: float) -> np.ndarray:
+    """Clopper–Pearson lower bounds at one-sided level `tail` (vectorised Beta quantiles; 0 at x = 0)."""
+    x = np.asarray(successes, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = special.betaincinv(np.maximum(x, 1.0), trials - x + 1.0, tail)
+    return np.where(x > 0, bound, 0.0)
+
+
+def _cp_upper(successes: np.ndarray, trials: int, tail: float) -> np.ndarray:
+    """Clopper–Pearson upper bounds at one-sided level `tail` (1 at x = trials)."""
+    x = np.asarray(successes, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = special.betaincinv(x + 1.0, np.maximum(trials - x, 1.0), 1.0 - tail)
+    return np.where(x < trials, bound, 1.0)
+
+
+def tpr_at_fpr_bands(counts: LevelCounts, *, alphas, confidence: float = 0.95) -> dict[float, TprBand]:
+    """TPR at FPR ≤ α for several α with the threshold-band interval of the module docstring (vectorised)."""
+    n1, n0 = _check(counts)
+    alpha = np.asarray([float(a) for a in alphas], dtype=np.float64)
+    tp = np.concatenate([[0], np.cumsum(counts.members)])
+    fp = np.concatenate([[0], np.cumsum(counts.nonmembers)])
+    allowed = np.array([max_false_positives(a, n0) for a in alpha])
+    last = np.searchsorted(fp, allowed, side="right") - 1
+    # lowest FPR among the best TPR: the first point reaching tp[last] (tp is non-decreasing)
+    best = np.searchsorted(tp, tp[last], side="left")
+    tail = (1.0 - confidence) / 4.0
+    quantiles = _binomial_band(n0, tuple(alpha.tolist()), tail)
+    f_low, f_high = quantiles[: alpha.size] - 1.0, quantiles[alpha.size :]
+    lower = _cp_lower(_tp_at_most(tp, fp, f_low), n1, tail)
+    upper = _cp_upper(_tp_at_most(tp, fp, f_high), n1, tail)
+    half = (1.0 - confidence) / 2.0
+    false_positives = fp[best]
+    fpr_lower = _cp_lower(false_positives, n0, half)
+    fpr_upper = _cp_upper(false_positives, n0, half)
+    return {
+        float(a): TprBand(
+            alpha=float(a),
+            tpr=float(tp[best[i]]) / n1,
+            ci=(float(lower[i]), float(upper[i])),
+            achieved_fpr=float(false_positives[i]) / n0,
+            achieved_fpr_ci=(float(fpr_lower[i]), float(fpr_upper[i])),
+            true_positives=int(tp[best[i]]),
+            flag=evidence_flag(n_nonmembers=n0, alpha=float(a)),
+        )
+        for i, a in enumerate(alpha)
+    }
 
 
 def tpr_at_fpr_band(counts: LevelCounts, *, alpha: float, confidence: float = 0.95) -> TprBand:
     """TPR at FPR ≤ α with the threshold-band interval described in the module docstring."""
-    n1, n0 = _check(counts)
-    tp = np.concatenate([[0], np.cumsum(counts.members)])
-    fp = np.concatenate([[0], np.cumsum(counts.nonmembers)])
-    last = int(np.searchsorted(fp, max_false_positives(alpha, n0), side="right")) - 1
-    best = int(np.searchsorted(tp[: last + 1], tp[last], side="left"))  # lowest FPR among the best TPR
-    tail = (1.0 - confidence) / 4.0
-    f_low = float(stats.binom.ppf(tail, n0, alpha)) - 1.0
-    f_high = float(stats.binom.ppf(1.0 - tail, n0, alpha))
-    band_confidence = 1.0 - 2.0 * tail
-    lower, _ = clopper_pearson(successes=_tp_at_most(tp, fp, f_low), trials=n1, confidence=band_confidence)
-    _, upper = clopper_pearson(successes=_tp_at_most(tp, fp, f_high), trials=n1, confidence=band_confidence)
-    false_positives = int(fp[best])
-    return TprBand(
-        alpha=alpha,
-        tpr=float(tp[best]) / n1,
-        ci=(lower, upper),
-        achieved_fpr=false_positives / n0,
-        achieved_fpr_ci=clopper_pearson(successes=false_positives, trials=n0, confidence=confidence),
-        true_positives=int(tp[best]),
-        flag=evidence_flag(n_nonmembers=n0, alpha=alpha),
-    )
+    return tpr_at_fpr_bands(counts, alphas=(alpha,), confidence=confidence)[float(alpha)]
 
 
 def advantage_from_counts(counts: LevelCounts) -> float:
@@ -244,17 +287,16 @@ def slice_statistics(
 ) -> SliceStatistics:
     """AUC with DeLong CI, one-sided Mann–Whitney p, advantage and TPR@α bands for one slice × attack."""
     variance = delong_auc_variance(counts)
+    auc = auc_from_counts(counts)
     return SliceStatistics(
         n_members=counts.n_members,
         n_nonmembers=counts.n_nonmembers,
-        auc=auc_from_counts(counts),
-        auc_ci=delong_auc_ci(counts, confidence=confidence),
+        auc=auc,
+        auc_ci=_wald(auc, variance, confidence),
         auc_se=math.sqrt(max(variance, 0.0)),
         advantage=advantage_from_counts(counts),
         p_value=mann_whitney_greater(counts),
-        tpr_at_fpr={
-            float(alpha): tpr_at_fpr_band(counts, alpha=float(alpha), confidence=confidence) for alpha in fpr_levels
-        },
+        tpr_at_fpr=tpr_at_fpr_bands(counts, alphas=fpr_levels, confidence=confidence),
     )
 
 

@@ -541,20 +541,19 @@ def _summary(
     if candidates:
         top = candidates[0][1]
         reference = by_attack.get(top.attack)
-        if reference is not None:
-            worst = WorstSlice(
-                name=top.name,
-                attack=top.attack,
-                n_members=top.n_members,
-                n_nonmembers=top.n_nonmembers,
-                auc=top.auc,
-                auc_ci=top.auc_ci,
-                p_value_adjusted=top.p_value_adjusted,
-                significant=top.significant,
-                global_auc=reference.auc,
-                global_auc_ci=reference.auc_ci,
-                auc_difference=top.auc - reference.auc,
-            )
+        worst = WorstSlice(
+            name=top.name,
+            attack=top.attack,
+            n_members=top.n_members,
+            n_nonmembers=top.n_nonmembers,
+            auc=top.auc,
+            auc_ci=top.auc_ci,
+            p_value_adjusted=top.p_value_adjusted,
+            significant=top.significant,
+            global_auc=None if reference is None else reference.auc,
+            global_auc_ci=None if reference is None else reference.auc_ci,
+            auc_difference=None if reference is None else top.auc - reference.auc,
+        )
 
     # The worst slices: each slice once, with its worst (top-ranked) attack.
     exposed: list[ExposedSlice] = []

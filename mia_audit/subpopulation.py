@@ -24,12 +24,15 @@ records it was fitted on):
 
 The per-slice calibration "raises TPR@α" for a slice when tpr_slice > tpr_global, the held-out FPR of the
 per-slice threshold stays within the 97.5% binomial quantile of α (it kept its FPR promise on new
-records), and each fold holds at least 1/α of the slice's non-members (otherwise α cannot be calibrated:
-flag `not_estimable`; under 10/α the flag is `low_evidence`).
+records), and each fold holds at least 10/α of the slice's non-members (flag `ok`: at least ten expected
+false positives to calibrate on, the evidence rule of DESIGN §4.3). With fewer the numbers are still
+reported, flagged `low_evidence` (under 10/α) or `not_estimable` (under 1/α), but no gain is claimed: a
+one-or-two-member difference at an FPR the fold cannot resolve is noise.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +74,11 @@ def fit_threshold_level(*, member_levels: np.ndarray, nonmember_levels: np.ndarr
     last = int(np.searchsorted(fp, max_false_positives(alpha, n0), side="right")) - 1
     best = int(np.searchsorted(tp[: last + 1], tp[last], side="left"))
     return best - 1  # point `best` of the curve flags levels 0..best-1
+
+
+@functools.lru_cache(maxsize=1024)
+def _binomial_quantile(n: int, p: float, q: float) -> float:
+    return float(stats.binom.ppf(q, n, p))
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ def subpopulation_attack(
         fp_slice += int(np.count_nonzero(eval_n <= slice_level))
     smallest_fold = min(int(np.count_nonzero(nonmember_in_a)), int(np.count_nonzero(~nonmember_in_a)))
     flag = evidence_flag(n_nonmembers=smallest_fold, alpha=alpha)
-    fpr_limit = float(stats.binom.ppf(0.975, n0, alpha)) / n0 if n0 else 0.0
+    fpr_limit = _binomial_quantile(n0, alpha, 0.975) / n0 if n0 else 0.0
     tpr_global, tpr_slice = tp_global / n1, tp_slice / n1
     fpr_slice = fp_slice / n0
     return SubpopulationOutcome(
@@ -139,6 +147,6 @@ def subpopulation_attack(
         fpr_global=fp_global / n0,
         tpr_slice=tpr_slice,
         fpr_slice=fpr_slice,
-        raises_tpr=bool(flag != "not_estimable" and tpr_slice > tpr_global and fpr_slice <= fpr_limit),
+        raises_tpr=bool(flag == "ok" and tpr_slice > tpr_global and fpr_slice <= fpr_limit),
         flag=flag,
     )
