@@ -130,9 +130,11 @@ def delong_auc_variance(counts: LevelCounts) -> float:
     tp_inclusive = np.cumsum(m)
     v10 = (n0 - fp_inclusive + 0.5 * n) / n0
     v01 = (tp_inclusive - 0.5 * m) / n1
-    auc = float(np.dot(m, v10) / n1)
-    s10 = float(np.dot(m, (v10 - auc) ** 2)) / (n1 - 1)
-    s01 = float(np.dot(n, (v01 - auc) ** 2)) / (n0 - 1)
+    # Weighted sums with multiply + sum, not np.dot: a float dot goes to BLAS, whose worker threads cost
+    # milliseconds per call on a busy machine (measured: 16 ms per slice on 2 shared cores).
+    auc = float(np.sum(m * v10)) / n1
+    s10 = float(np.sum(m * (v10 - auc) ** 2)) / (n1 - 1)
+    s01 = float(np.sum(n * (v01 - auc) ** 2)) / (n0 - 1)
     return s10 / n1 + s01 / n0
 
 
