@@ -136,33 +136,35 @@ def _quantile_dimension(*, kind: str, spec: str, values: np.ndarray, present: np
 
 
 def _categorical_dimension(*, kind: str, spec: str, labels: np.ndarray, sort_key: Callable[[str], object]) -> Dimension:
-    distinct = sorted(set(labels.tolist()), key=sort_key)
-    lookup = {label: index for index, label in enumerate(distinct)}
-    codes = np.fromiter((lookup[label] for label in labels), dtype=np.int64, count=labels.size)
-    return Dimension(kind=kind, spec=spec, codes=codes, values=tuple(distinct))
+    distinct, inverse = np.unique(labels, return_inverse=True)
+    order = sorted(range(distinct.size), key=lambda index: sort_key(str(distinct[index])))
+    position = np.empty(distinct.size, dtype=np.int64)
+    position[order] = np.arange(distinct.size)
+    return Dimension(
+        kind=kind, spec=spec, codes=position[inverse.reshape(-1)], values=tuple(str(distinct[i]) for i in order)
+    )
 
 
-def _parse_float(text: str) -> float | None:
+def _as_numbers(text: np.ndarray) -> np.ndarray | None:
+    """The strings as finite float64 numbers, or None if any is not one."""
     try:
-        number = float(text)
+        numbers = text.astype(np.float64)
     except ValueError:
         return None
-    return number if np.isfinite(number) else None
+    return numbers if np.isfinite(numbers).all() else None
 
 
 def _column_dimension(*, name: str, members: AuditSet, nonmembers: AuditSet, bins: int) -> Dimension:
     """A feature or meta column: categorical by value, or numeric by quantile bins (see slice_spec)."""
     tabular = members.features.ndim == 2 and len(members.feature_columns) == members.features.shape[1]
     if name in members.meta:
-        text = np.array(
-            [str(v).strip() for v in np.concatenate([members.meta[name], nonmembers.meta[name]])], dtype=object
-        )
+        text = np.char.strip(np.concatenate([members.meta[name], nonmembers.meta[name]]).astype(str))
         present = text != ""
-        parsed = [_parse_float(v) for v in text[present]]
-        numeric = all(v is not None for v in parsed)
+        parsed = _as_numbers(text[present])
+        numeric = parsed is not None
         numbers = np.zeros(text.size)
         if numeric:
-            numbers[present] = np.array(parsed, dtype=np.float64)
+            numbers[present] = parsed
     elif tabular and name in members.feature_columns:
         column = members.feature_columns.index(name)
         numbers = np.concatenate([members.features[:, column], nonmembers.features[:, column]])
@@ -182,22 +184,25 @@ def _column_dimension(*, name: str, members: AuditSet, nonmembers: AuditSet, bin
     if numeric and np.unique(numbers[present]).size > bins:
         return _quantile_dimension(kind="column", spec=name, values=numbers, present=present, bins=bins)
     if numeric:
-        labels = np.array([_number(v) if ok else MISSING for v, ok in zip(numbers, present)], dtype=object)
+        distinct = np.unique(numbers[present])
+        names = np.array([_number(v) for v in distinct] + [MISSING])
+        slot = np.where(present, np.searchsorted(distinct, numbers), distinct.size)
+        labels = names[slot]
 
         def key(label: str) -> object:
             return (1, 0.0) if label == MISSING else (0, float(label))
 
     else:
-        labels = np.where(present, text, MISSING).astype(object)
+        labels = np.where(present, text, MISSING)
 
         def key(label: str) -> object:
             return (label == MISSING, label)
 
-    distinct = len(set(labels.tolist()))
-    if distinct > MAX_CATEGORIES:
+    distinct_count = np.unique(labels).size
+    if distinct_count > MAX_CATEGORIES:
         raise InputError(
-            f"{members.path}: column '{name}' (--slice-columns) has {distinct} distinct non-numeric values; at most "
-            f"{MAX_CATEGORIES} categories can be sliced — group rare values first"
+            f"{members.path}: column '{name}' (--slice-columns) has {distinct_count} distinct non-numeric values; at "
+            f"most {MAX_CATEGORIES} categories can be sliced — group rare values first"
         )
     return _categorical_dimension(kind="column", spec=name, labels=labels, sort_key=key)
 

@@ -459,7 +459,7 @@ def _groups_detail(
     *, slice_evaluation: SliceEvaluation | None, subjects: SubjectAudit | None, n_attacks: int, fpr: float
 ) -> str:
     if slice_evaluation is None:
-        text = "slices not evaluated (--no-slices)"
+        text = "slices not evaluated (" + ("no attack ran)" if n_attacks == 0 else "--no-slices)")
     else:
         summary = slice_evaluation.summary
         text = (
