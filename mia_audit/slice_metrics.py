@@ -28,7 +28,7 @@ the slice's score levels:
   at most (1 − confidence)/2: a conservative interval that accounts for the threshold's own variability,
   which a Clopper–Pearson interval at the fitted threshold alone would ignore. Measured on binormal scores
   (200 members, 300 non-members, α = 10%; tests/test_slice_metrics.py): it covered the true TPR in all 300
-  samples, where the 1,000-resample bootstrap covered about 92%, at about 1.5× the bootstrap's width.
+  samples, where a 500-resample percentile bootstrap covered 55 of 60 (92%), at about 1.5× the bootstrap's width.
 
 Benjamini–Hochberg ("Controlling the false discovery rate", JRSS-B 57, 1995) adjusts the p-values over
 every slice × attack tested, so that many small slices do not raise an alarm by chance.
