@@ -23,6 +23,7 @@ from mia_audit import __version__
 from mia_audit.config import OUTPUT_FORMATS, LabelOnlyOptions, ManifestOptions, RunConfig
 from mia_audit.errors import InputError
 from mia_audit.results import SCHEMA_VERSION, AuditResult
+from mia_audit.slice_spec import SlicingSpec, parse_intersections
 from mia_audit.verdict import Verdict
 
 app = typer.Typer(
@@ -251,6 +252,34 @@ def _write_gate_artifacts(*, verdict: Verdict, result: AuditResult, junit: Path 
         sys.stderr.write(f"mia-audit: warning: could not append to $GITHUB_STEP_SUMMARY: {error}\n")
 
 
+def slice_lines(result: AuditResult, *, top: int = 3) -> list[str]:
+    """The worst slices (by the AUC's lower CI bound) and the subject-level worst case, for the summary."""
+    lines = []
+    if result.slice_summary is not None:
+        summary = result.slice_summary
+        worst = summary.worst_slices[:top]
+        lines.append(
+            f"slices: {summary.n_tested} slice × attack pairs tested, {summary.n_significant} significant "
+            f"(Benjamini–Hochberg, FDR {summary.fdr:g}), {summary.n_insufficient} slices with too few records"
+        )
+        if worst:
+            lines.append("worst slices (ranked by the lower 95% CI bound of the AUC):")
+        for number, entry in enumerate(worst, start=1):
+            lines.append(
+                f"  {number}. {entry.name} ({entry.attack}): AUC {_fmt_ci(entry.auc, entry.auc_ci)}, "
+                f"adjusted p {entry.p_value_adjusted:.2g}{'' if entry.significant else ' (not significant)'}, "
+                f"{entry.n_members} members / {entry.n_nonmembers} non-members"
+            )
+    if result.subjects is not None and result.subjects.worst_case is not None:
+        worst = result.subjects.worst_case
+        lines.append(
+            f"subjects ('{result.subjects.group_column}'): worst {worst.attack} AUC {_fmt_ci(worst.auc, worst.auc_ci)} "
+            f"over {result.subjects.n_member_subjects} member / {result.subjects.n_nonmember_subjects} "
+            "non-member subjects"
+        )
+    return lines
+
+
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"mia-audit: error: {message}\n")
     raise typer.Exit(code)
@@ -267,7 +296,8 @@ def run(
     label_column: Annotated[str, typer.Option(help="Column holding the true label.")] = "label",
     id_column: Annotated[Optional[str], typer.Option(help="Record id column (never fed to the model).")] = None,
     group_column: Annotated[
-        Optional[str], typer.Option(help="Data-subject id column (never fed to the model).")
+        Optional[str],
+        typer.Option(help="Data-subject id column (never fed to the model); adds the subject-level audit."),
     ] = None,
     meta_columns: Annotated[
         Optional[str], typer.Option(help="Comma-separated columns kept for slicing, not fed to the model.")
@@ -312,6 +342,22 @@ def run(
             help="Also write per-record scores (and ids) to a separate RESTRICTED file. Personal data: handle as such.",
         ),
     ] = False,
+    slices: Annotated[
+        bool, typer.Option("--slices/--no-slices", help="Measure every attack on slices (class, correctness, loss, columns).")
+    ] = True,
+    slice_columns: Annotated[
+        Optional[str], typer.Option(help="Comma-separated feature or meta columns to slice by.")
+    ] = None,
+    slice_bins: Annotated[
+        int, typer.Option(min=2, max=100, help="Quantile bins for numeric slice columns and the loss.")
+    ] = 4,
+    slice_intersections: Annotated[
+        Optional[str],
+        typer.Option(help="Comma-separated pairs A*B to slice by both (columns, or @class, @correct, @loss)."),
+    ] = None,
+    slice_min_records: Annotated[
+        int, typer.Option(min=2, help="Members and non-members a slice needs to be tested and ranked.")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     policy: Annotated[
@@ -338,6 +384,10 @@ def run(
             raise InputError("--delta must be in [0, 1)")
         if label_only_noise <= 0:
             raise InputError("--label-only-noise must be positive")
+        try:
+            intersections = parse_intersections(slice_intersections)
+        except ValueError as error:
+            raise InputError(f"--slice-intersections: {error}") from None
         from mia_audit.gate import gate_input, prepare_gate
 
         _check_junit_path(junit)
@@ -369,6 +419,13 @@ def run(
             formats=formats,
             context_path=context,
             export_record_scores=export_record_scores,
+            slicing=SlicingSpec(
+                enabled=slices,
+                columns=_split(slice_columns),
+                bins=slice_bins,
+                intersections=intersections,
+                min_records=slice_min_records,
+            ),
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing
 
@@ -415,6 +472,8 @@ def run(
         sys.stderr.write(f"mia-audit: warning: {warning}\n")
     summary_console = _console(stderr=as_json)
     summary_console.print(summary_table(result))
+    for line in slice_lines(result):
+        summary_console.print(line, markup=False, highlight=False)
     summary_console.print(verdict_table(verdict))
     for path in written:
         summary_console.print(f"{'results' if path.suffix == '.json' else 'report'}: {path}")

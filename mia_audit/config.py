@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mia_audit.slice_spec import SlicingSpec
+
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
@@ -64,4 +66,5 @@ class RunConfig(BaseModel):
     formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
     context_path: Path | None = None
     export_record_scores: bool = False
+    slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from mia_audit.errors import InputError
 from mia_audit.metric_catalog import METRICS, MetricSpec
 from mia_audit.policy import (
+    SLICE_ANY,
     LoadedPolicy,
     Policy,
     RegressionRule,
@@ -147,8 +148,9 @@ def read_results(*, path: Path) -> tuple[GateInput, dict]:
     version = str(raw.get("schema_version", ""))
     if version.split(".")[0] != "1":
         raise InputError(f"{path}: results schema version '{version}' is not one this mia-audit reads (1.x)")
-    # Until the results model carries `slices` itself, validate them here and the rest with the model.
-    body = raw if "slices" in AuditResult.model_fields else {k: v for k, v in raw.items() if k != "slices"}
+    # The gate reads slices leniently (only what its rules use; see SliceEntry), so a results file whose
+    # slices were written by another tool or version can still be judged; the rest is validated strictly.
+    body = {k: v for k, v in raw.items() if k != "slices"}
     try:
         result = AuditResult.model_validate(body)
     except ValidationError as error:
@@ -229,9 +231,19 @@ def _subjects(rule: ThresholdRule | RegressionRule, data: GateInput) -> tuple[li
     if selector is not None:
         if not data.slices:
             return [], "the results contain no slice measurements"
+        candidates = data.slices
+        if selector == SLICE_ANY:
+            # `any` judges the slices the audit ranks (issue 5): not those cut by the model's own output on the
+            # attack signal (correctness, loss percentile), whose high within-slice AUC is partly selection,
+            # nor those with too few records to be tested. Naming their spec still judges them.
+            candidates = [
+                entry
+                for entry in candidates
+                if not getattr(entry, "by_model_output", False) and entry.flag != "insufficient_evidence"
+            ]
         matched = [
             entry
-            for entry in data.slices
+            for entry in candidates
             if slice_matches(selector=selector, spec=entry.spec, label=entry.label)
             and (rule.attack is None or entry.attack == rule.attack)
         ]

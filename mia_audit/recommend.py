@@ -256,21 +256,52 @@ def harden_outputs(facts: RuleInput) -> Recommendation | None:
 
 @rule
 def validate_slices(facts: RuleInput) -> Recommendation | None:
-    slices = getattr(facts.result, "slices", None)
-    if slices:
+    """Checklist step 6: measure slices; where a group is significantly more exposed, say which and act on it."""
+    result = facts.result
+    summary = result.slice_summary
+    meta = result.data.meta_columns
+    worst = summary.worst if summary is not None else None
+    if worst is not None and worst.significant:
+        global_part = (
+            f" vs {worst.global_auc:.3f} {fmt_ci(*worst.global_auc_ci)} on everyone" if worst.global_auc is not None and worst.global_auc_ci is not None
+            else ""
+        )
+        return Recommendation(
+            id="protect-exposed-slice",
+            kind="mitigation",
+            title=f"Mitigate the leakage concentrated in slice {worst.name}",
+            action=(
+                f"Investigate why {worst.name} is more exposed (few or atypical records, label noise, duplicates), "
+                "add training data or regularisation for it, and re-audit that slice after any mitigation; report "
+                "the group's exposure to the controller."
+            ),
+            evidence=[
+                f"slice {worst.name} ({worst.n_members} members, {worst.n_nonmembers} non-members): {worst.attack} "
+                f"AUC {worst.auc:.3f} {fmt_ci(*worst.auc_ci)}{global_part}; Benjamini–Hochberg-adjusted p "
+                f"{worst.p_value_adjusted:.2g} over {summary.n_tested} slice × attack tests"
+            ],
+            effect="Average-case protection can leave vulnerable groups exposed (checklist step 6).",
+            references=[RAIZADA_CHECKLIST],
+            cost="Analysis of the group and possibly retraining.",
+        )
+    column_slices = [entry for entry in result.slices if entry.kind in ("column", "intersection")]
+    if summary is not None and column_slices:
         return None
-    meta = facts.result.data.meta_columns
+    measured = (
+        "only classes and slices cut by the model's own output were measured"
+        if summary is not None
+        else "this audit measured the whole population only: no slice results"
+    )
     return Recommendation(
         id="validate-slices",
         kind="assurance",
         title="Validate leakage across slices and subpopulations",
         action=(
-            "Re-run the audit with metadata columns (e.g. class, site, age band) and per-slice measurement, "
+            "Re-run the audit with metadata columns (e.g. site, age band) in --meta-columns and --slice-columns, "
             "and check that no group leaks more than the population."
         ),
         evidence=[
-            "this audit measured the whole population only: no slice results"
-            + (f" (metadata columns available: {', '.join(meta)})" if meta else " (no metadata columns given)")
+            measured + (f" (metadata columns available: {', '.join(meta)})" if meta else " (no metadata columns given)")
         ],
         effect="Avoids protecting the average case while leaving vulnerable groups exposed (checklist step 6).",
         references=[RAIZADA_CHECKLIST],

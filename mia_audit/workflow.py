@@ -35,10 +35,13 @@ from mia_audit.results import (
     DataInfo,
     FileRef,
     ModelInfo,
+    SubjectAudit,
     Utility,
     WorkflowStep,
 )
 from mia_audit.signals import Signals, compute_signals
+from mia_audit.slices import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
+from mia_audit.subjects import audit_subjects, check_subjects
 
 STEP_NAMES = {
     1: "Audit sets",
@@ -238,6 +241,9 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
     sink.begin("Reading manifests")
     members, nonmembers, n_overlap, n_dropped = load_audit_sets(config=config, warnings=warnings)
     _evidence_warnings(n_nonmembers=nonmembers.n, warnings=warnings)
+    validate_slicing(spec=config.slicing, members=members, nonmembers=nonmembers)
+    if config.manifest.group_column is not None:
+        check_subjects(members=members, nonmembers=nonmembers, group_column=config.manifest.group_column)
     sink.end()
 
     # 2. Model
@@ -349,11 +355,27 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         sink.advance()
     sink.end()
     worst = select_worst_case(attacks=results)
+    slice_evaluation, subjects = _measure_groups(
+        config=config,
+        members=members,
+        nonmembers=nonmembers,
+        member_signals=member_signals,
+        nonmember_signals=nonmember_signals,
+        class_labels=class_labels,
+        scores=scores,
+        results=results,
+        sink=sink,
+    )
     steps.done(
         6,
         f"AUC, TPR at 0.1%/1%/10% FPR, advantage, cross-fitted balanced accuracy and ε lower bound for "
         f"{len(results)} attacks, {config.n_bootstrap} stratified bootstrap resamples; "
-        "slice and subpopulation measurements are not implemented in this version",
+        + _groups_detail(
+            slice_evaluation=slice_evaluation,
+            subjects=subjects,
+            n_attacks=len(scores),
+            fpr=config.slicing.subpopulation_fpr,
+        ),
     )
     steps.skipped(7, "no defenses requested (retraining with defenses is not implemented in this version)")
     steps.done(8, _documents_detail(config))
@@ -392,6 +414,9 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         config=config.model_dump(mode="json"),
         environment=describe_environment(),
         distributions=signal_distributions(members=member_signals, nonmembers=nonmember_signals),
+        slices=slice_evaluation.slices if slice_evaluation else [],
+        slice_summary=slice_evaluation.summary if slice_evaluation else None,
+        subjects=subjects,
     )
     return AuditRun(
         result=result,
@@ -410,6 +435,77 @@ def _documents_detail(config: RunConfig) -> str:
     if config.export_record_scores:
         detail += "; per-record scores exported on request to a separate RESTRICTED file"
     return detail
+
+
+def _measure_groups(
+    *,
+    config: RunConfig,
+    members: AuditSet,
+    nonmembers: AuditSet,
+    member_signals: Signals,
+    nonmember_signals: Signals,
+    class_labels: list | None,
+    scores: dict[str, AttackScores],
+    results: list,
+    sink: ProgressSink,
+) -> tuple[SliceEvaluation | None, SubjectAudit | None]:
+    """Step 6 on subpopulations: slices × attacks (mia_audit.slices) and data subjects (mia_audit.subjects)."""
+    evaluation = None
+    if config.slicing.enabled and scores:
+        sink.begin("Measuring slices")
+        slices = build_slices(
+            spec=config.slicing,
+            members=members,
+            nonmembers=nonmembers,
+            member_signals=member_signals,
+            nonmember_signals=nonmember_signals,
+            class_labels=class_labels,
+        )
+        evaluation = evaluate_slices(
+            spec=config.slicing,
+            slices=slices,
+            record_scores=scores,
+            member_correct=member_signals.correct,
+            nonmember_correct=nonmember_signals.correct,
+            global_results=results,
+            seed=config.seed,
+        )
+        sink.end()
+    subjects = None
+    if config.manifest.group_column is not None and scores:
+        sink.begin("Measuring data subjects (bootstrap CIs)")
+        subjects = audit_subjects(
+            members=members,
+            nonmembers=nonmembers,
+            group_column=config.manifest.group_column,
+            record_scores=scores,
+            seed=config.seed,
+            n_bootstrap=config.n_bootstrap,
+            delta=config.delta,
+        )
+        sink.end()
+    return evaluation, subjects
+
+
+def _groups_detail(
+    *, slice_evaluation: SliceEvaluation | None, subjects: SubjectAudit | None, n_attacks: int, fpr: float
+) -> str:
+    if slice_evaluation is None:
+        text = "slices not evaluated (" + ("no attack ran)" if n_attacks == 0 else "--no-slices)")
+    else:
+        summary = slice_evaluation.summary
+        text = (
+            f"{summary.n_slices} slices × {n_attacks} attacks: {summary.n_tested} pairs tested (DeLong CIs, one-sided "
+            f"Mann–Whitney, Benjamini–Hochberg at FDR {summary.fdr:g}), {summary.n_significant} significant, "
+            f"{summary.n_insufficient} slices with fewer than {summary.min_records} members or non-members; per-slice "
+            f"threshold calibration raises TPR@{fpr:.0%}FPR in {summary.n_subpopulation_gains}"
+        )
+    if subjects is not None:
+        text += (
+            f"; subject-level audit over {subjects.n_member_subjects} member and {subjects.n_nonmember_subjects} "
+            f"non-member subjects ('{subjects.group_column}', mean and max aggregation)"
+        )
+    return text
 
 
 def _run_attacks(

@@ -40,7 +40,13 @@ def test_sample_triggers_the_overfitting_rules_with_its_own_numbers(result):
     baseline = next(a for a in result.attacks if a.name == "baseline")
     assert f"advantage {baseline.advantage:+.3f}" in items["masking-is-not-enough"].evidence[0]
     assert "Li et al. §4.1" in items["masking-is-not-enough"].effect
-    assert {"label-smoothing", "harden-outputs", "validate-slices", "more-nonmembers", "shadow-attacks"} <= set(items)
+    assert {"label-smoothing", "harden-outputs", "more-nonmembers", "shadow-attacks"} <= set(items)
+    worst = result.slice_summary.worst
+    if worst is not None and worst.significant:  # a significantly more exposed slice is named with its numbers
+        evidence = items["protect-exposed-slice"].evidence[0]
+        assert f"slice {worst.name}" in evidence and f"{worst.auc:.3f}" in evidence
+    else:  # slices ran (classes, correctness, loss) but no metadata column: still asks for group slices
+        assert "only classes and slices cut by the model's own output" in items["validate-slices"].evidence[0]
     # the sample has 1,497 non-members: the 0.1% FPR point is low evidence
     assert "1,497 non-members" in items["more-nonmembers"].evidence[0]
 
