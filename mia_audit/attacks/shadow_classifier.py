@@ -50,8 +50,13 @@ def _fit_and_score(*, x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, seed: in
     if x.shape[0] > MAX_TRAIN_ROWS:
         pick = np.random.default_rng([seed, 0x5AB]).choice(x.shape[0], MAX_TRAIN_ROWS, replace=False)
         x, y = x[pick], y[pick]
-    model = _classifier(seed).fit(x, y)
-    return model.predict_proba(x_eval)[:, list(model.classes_).index(True)]
+    from threadpoolctl import threadpool_limits
+
+    # One OpenMP thread: these fits are small, and on a busy machine threads waiting for each other made
+    # them several times slower than one thread.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model = _classifier(seed).fit(x, y)
+        return model.predict_proba(x_eval)[:, list(model.classes_).index(True)]
 
 
 class _TrainedAttack(Attack):

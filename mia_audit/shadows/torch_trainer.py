@@ -12,7 +12,9 @@ Reproducibility: model k's initial weights and batch order come from generators 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,10 @@ __all__ = ["CalibrationTarget", "TrainingReport", "train_torch_shadows"]
 EVAL_CHUNK = 4096
 #: Memory budget for one group of models trained together (parameters, Adam state, activations).
 GROUP_BYTES = 1 << 30
+#: Below this many floating-point operations per training step (all models of a group together) torch
+#: runs on one thread: splitting small matrix products across threads gains little, and on a busy
+#: machine (CI runners, shared cores) the threads' synchronisation made steps 5-10x slower in our runs.
+SINGLE_THREAD_FLOPS = 5e9
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,30 @@ class TrainingReport:
 
 class _Progress:
     def advance(self, amount: int = 1) -> None: ...
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` intra-op threads (None: leave torch's setting), then restore it."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def forward_flops(*, graph: TrainableGraph, record: torch.Tensor) -> float:
+    """Floating-point operations of one forward pass on one record (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = graph.init_params(generator=torch.Generator().manual_seed(0))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        graph.run(params, graph.init_running(), record, training=False)
+    return float(max(counter.get_total_flops(), 2 * graph.n_parameters))
 
 
 def _model_seed(seed: int, k: int) -> int:
@@ -182,6 +212,18 @@ def train_torch_shadows(
     record_values = int(np.prod(x.shape[1:], dtype=np.int64))
     size = group_size(graph=graph, n_models=n_models, batch=batch, record_values=record_values, recipe=recipe)
 
+    flops = 3.0 * forward_flops(graph=graph, record=x_t[:1]) * batch * size
+    with torch_threads(1 if flops < SINGLE_THREAD_FLOPS else None):
+        return _train_groups(
+            graph=graph, x_t=x_t, y_t=y_t, keep=keep, members=members, steps=steps, batch=batch, auto=auto,
+            max_epochs=max_epochs, size=size, recipe=recipe, seed=seed, calibration=calibration, progress=progress,
+        )
+
+
+def _train_groups(
+    *, graph, x_t, y_t, keep, members, steps, batch, auto, max_epochs, size, recipe, seed, calibration, progress
+) -> tuple[np.ndarray, TrainingReport]:
+    n, n_models = keep.shape
     outputs: list[torch.Tensor] = []
     epochs_used: list[int] = []
     calibrated = True
