@@ -184,3 +184,34 @@ def test_sample_graph_keeps_input_scaling_and_matches_onnxruntime():
     expected = session.run(None, {"pixels": x})[0]
     got, _ = graph.run(original, running, torch.from_numpy(x), training=False)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["dynamo_logits", "legacy_probabilities", "binary_sigmoid", "torchscript_script"])
+def test_stacked_evaluation_equals_vmap(tmp_path, kind):
+    """The vmap-free path for dense graphs computes what vmap over the single-model graph computes."""
+    from mia_audit.shadows.graph import run_stacked
+
+    built = BUILDERS[kind](tmp_path)
+    _, source = _source(built)
+    graph = source.graph
+    draws = [graph.init_params(generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    params = {name: torch.stack([d[name] for d in draws]) for name in draws[0]}
+    x = torch.from_numpy(built.x)
+    single = torch.stack([graph.run(d, {}, x, training=False)[0] for d in draws])
+    np.testing.assert_allclose(run_stacked(graph, params, x, x_stacked=False).numpy(), single.numpy(), atol=1e-6)
+    per_model = torch.stack([x[k::3][:10] for k in range(3)])
+    single = torch.stack([graph.run(d, {}, per_model[k], training=False, output=graph.head_input)[0] for k, d in enumerate(draws)])
+    got = run_stacked(graph, params, per_model, x_stacked=True, output=graph.head_input)
+    np.testing.assert_allclose(got.numpy(), single.numpy(), atol=1e-6)
+
+
+def test_graphs_without_stacked_rules_use_vmap():
+    from mia_audit.shadows.graph import GraphNode, NotStackable, ParamSpec, TrainableGraph, run_stacked
+
+    graph = TrainableGraph(
+        input_name="x", output_name="y", input_dtype=torch.float32,
+        nodes=[GraphNode("Conv", ("x", "w"), ("y",), {})], params={"w": ParamSpec((2, 1, 1, 1), "uniform", 1.0)},
+        running={}, constants={}, head="ce", head_input="y",
+    )
+    with pytest.raises(NotStackable, match="Conv"):
+        run_stacked(graph, {"w": torch.ones(3, 2, 1, 1, 1)}, torch.ones(4, 1, 2, 2), x_stacked=False)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mia_audit.shadows.graph import TrainableGraph
+from mia_audit.shadows.graph import NotStackable, TrainableGraph, run_stacked
 from mia_audit.shadows.recipe import TrainingRecipe
 
 __all__ = ["CalibrationTarget", "TrainingReport", "train_torch_shadows"]
@@ -133,7 +133,9 @@ def group_size(*, graph: TrainableGraph, n_models: int, batch: int, record_value
 class _Group:
     """K models trained together with vmap."""
 
-    def __init__(self, *, graph: TrainableGraph, models: list[int], seed: int, recipe: TrainingRecipe) -> None:
+    def __init__(
+        self, *, graph: TrainableGraph, models: list[int], seed: int, recipe: TrainingRecipe, probe: torch.Tensor
+    ) -> None:
         self.graph = graph
         self.models = models
         inits = [graph.init_params(generator=torch.Generator().manual_seed(_model_seed(seed, k))) for k in models]
@@ -151,9 +153,26 @@ class _Group:
 
         self._train = torch.func.vmap(train_fn, in_dims=(0, 0, 0))
         self._eval = eval_fn
+        self.stacked = self._stacked_agrees(probe)
+
+    def _stacked_agrees(self, probe: torch.Tensor) -> bool:
+        """Use the stacked (vmap-free) evaluation when the graph has one and it matches vmap's results."""
+        try:
+            with torch.no_grad():
+                fast = run_stacked(self.graph, self.params, probe, x_stacked=False, output=self.graph.head_input)
+        except NotStackable:
+            return False
+        with torch.no_grad():
+            slow = torch.func.vmap(lambda p, r: self._eval(p, r, probe, self.graph.head_input), in_dims=(0, 0))(
+                self.params, self.running
+            )
+        return fast.shape == slow.shape and bool(torch.allclose(fast, slow, rtol=1e-4, atol=1e-5))
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        out, updates = self._train(self.params, self.running, xb)
+        if self.stacked:
+            out, updates = run_stacked(self.graph, self.params, xb, x_stacked=True, output=self.graph.head_input), {}
+        else:
+            out, updates = self._train(self.params, self.running, xb)
         loss = _loss_per_model(head=self.graph.head, out=out, y=yb).mean(dim=1).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -164,6 +183,12 @@ class _Group:
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, *, output: str) -> torch.Tensor:
         """(K, N, ...) values of `output` for every record, in inference mode."""
+        if self.stacked:
+            parts = [
+                run_stacked(self.graph, self.params, x[start : start + EVAL_CHUNK], x_stacked=False, output=output)
+                for start in range(0, x.shape[0], EVAL_CHUNK)
+            ]
+            return torch.cat(parts, dim=1)
         fn = torch.func.vmap(lambda p, r, xb: self._eval(p, r, xb, output), in_dims=(0, 0, None))
         parts = [fn(self.params, self.running, x[start : start + EVAL_CHUNK]) for start in range(0, x.shape[0], EVAL_CHUNK)]
         return torch.cat(parts, dim=1)
@@ -230,7 +255,7 @@ def _train_groups(
     stats: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n_models, size):
         models = list(range(start, min(n_models, start + size)))
-        group = _Group(graph=graph, models=models, seed=seed, recipe=recipe)
+        group = _Group(graph=graph, models=models, seed=seed, recipe=recipe, probe=x_t[:8])
         rngs = [np.random.default_rng([seed, k, 0xBA7C]) for k in models]
         group_keep = keep[:, models]
         done_epochs = max_epochs
