@@ -6,6 +6,7 @@
    - sequential:  a plain PyTorch loop (nn.Sequential, fused Adam), the 16 models one after another,
                   each on the same records in the same batch order
    - sequential (mia-audit, models_per_batch=1): the trainer's own code path, one model at a time
+   - sequential (all threads): the plain loop with torch's default thread count
    Target: sequential / vectorized >= 3. The same comparison on the sample's 64 → 256 → 256 → 10 MLP is
    printed too (larger matrices: less overhead to save).
 2. RMIA memory for N = Z = 50,000: tracemalloc peak of `rmia_scores` (sort + searchsorted) against the
@@ -82,18 +83,26 @@ def training_benchmark(*, name: str, graph, widths, x, y, epochs: int, repeats: 
         with torch_threads(threads):
             plain_sequential(widths=widths, x=x, y=y, keep=keep, epochs=epochs, batch=recipe.batch_size)
 
+    def plain_all_threads() -> None:
+        with torch_threads(all_threads):
+            plain_sequential(widths=widths, x=x, y=y, keep=keep, epochs=epochs, batch=recipe.batch_size)
+
     vectorized()  # warm-up (vmap, allocator)
-    times: dict[str, list[float]] = {"vectorized": [], "sequential": [], "sequential_mia": []}
+    all_threads = torch.get_num_threads()
+    times: dict[str, list[float]] = {"vectorized": [], "sequential": [], "sequential_mia": [], "sequential_all_threads": []}
     for _ in range(repeats):  # interleaved, so background load hits all variants alike
         times["vectorized"].append(timed(vectorized))
         times["sequential"].append(timed(plain))
         times["sequential_mia"].append(timed(own_sequential))
+        times["sequential_all_threads"].append(timed(plain_all_threads))
     median = {key: statistics.median(values) for key, values in times.items()}
     print(f"{name}: 16 models, {len(y)} records, {epochs} epochs, batch 64, torch threads {threads}, {repeats} repeats")
     for key, value in median.items():
-        print(f"  {key:15s} median {value:7.2f} s")
+        print(f"  {key:23s} median {value:7.2f} s")
     print(f"  ratio sequential / vectorized              = {median['sequential'] / median['vectorized']:.2f}  (target >= 3)")
     print(f"  ratio sequential (mia-audit) / vectorized  = {median['sequential_mia'] / median['vectorized']:.2f}")
+    print(f"  ratio sequential ({all_threads} threads) / vectorized = "
+          f"{median['sequential_all_threads'] / median['vectorized']:.2f}")
 
 
 def rmia_memory(n: int) -> None:

@@ -181,7 +181,7 @@ def run(
         float, typer.Option(help="Noise scale in feature standard deviations (label-only attack).")
     ] = 0.3,
     shadow_models: Annotated[
-        int, typer.Option(min=0, help="Shadow models for Shokri, ML-Leaks, LiRA and RMIA (0 = off; else at least 4).")
+        int, typer.Option(min=0, max=1024, help="Shadow models for Shokri, ML-Leaks, LiRA and RMIA (0 = off; else at least 4).")
     ] = 16,
     population: Annotated[
         Optional[Path],
