@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mia_audit import __version__
-from mia_audit.config import OUTPUT_FORMATS, LabelOnlyOptions, ManifestOptions, RunConfig
+from mia_audit.config import OUTPUT_FORMATS, LabelOnlyOptions, ManifestOptions, RunConfig, ShadowOptions
 from mia_audit.errors import InputError
 from mia_audit.results import SCHEMA_VERSION, AuditResult
 from mia_audit.slice_spec import SlicingSpec, parse_intersections
@@ -358,6 +358,20 @@ def run(
     slice_min_records: Annotated[
         int, typer.Option(min=2, help="Members and non-members a slice needs to be tested and ranked.")
     ] = 20,
+    shadow_models: Annotated[
+        int, typer.Option(min=0, max=1024, help="Shadow models for Shokri, ML-Leaks, LiRA and RMIA (0 = off; else at least 4).")
+    ] = 16,
+    population: Annotated[
+        Optional[Path],
+        typer.Option(help="CSV of same-distribution records, neither members nor non-members: trains shadows only."),
+    ] = None,
+    shadow_recipe: Annotated[
+        Optional[Path], typer.Option(help="YAML recipe for the shadow models (estimator, architecture, training).")
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Shadow-output cache folder [default: ~/.cache/mia-audit].")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the shadow cache.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     policy: Annotated[
@@ -384,6 +398,11 @@ def run(
             raise InputError("--delta must be in [0, 1)")
         if label_only_noise <= 0:
             raise InputError("--label-only-noise must be positive")
+        if 0 < shadow_models < 4:
+            raise InputError(
+                f"--shadow-models {shadow_models}: use 0 (off) or at least 4 (LiRA needs two shadows with and two "
+                "without each record)"
+            )
         try:
             intersections = parse_intersections(slice_intersections)
         except ValueError as error:
@@ -425,6 +444,13 @@ def run(
                 bins=slice_bins,
                 intersections=intersections,
                 min_records=slice_min_records,
+            ),
+            shadow=ShadowOptions(
+                n_models=shadow_models,
+                population_path=population,
+                recipe_path=shadow_recipe,
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
             ),
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing

@@ -40,6 +40,18 @@ class LabelOnlyOptions(BaseModel):
     noise_scale: float = Field(default=0.3, gt=0.0)
 
 
+class ShadowOptions(BaseModel):
+    """Workflow step 5: shadow / reference models (Shokri, ML-Leaks, LiRA, RMIA)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_models: int = Field(default=16, ge=0, le=1024)  # 0 = off; otherwise at least 4
+    population_path: Path | None = None
+    recipe_path: Path | None = None
+    cache_dir: Path | None = None  # None = $MIA_AUDIT_CACHE_DIR, $XDG_CACHE_HOME/mia-audit or ~/.cache/mia-audit
+    use_cache: bool = True
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's numbers (paths are recorded, contents are hashed)."""
 
@@ -67,4 +79,5 @@ class RunConfig(BaseModel):
     context_path: Path | None = None
     export_record_scores: bool = False
     slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
+    shadow: ShadowOptions = ShadowOptions()
 

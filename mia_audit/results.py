@@ -50,6 +50,7 @@ class DataInfo(_Model):
     meta_columns: list[str] = Field(default_factory=list)
     member_class_counts: dict[str, int] = Field(default_factory=dict)
     nonmember_class_counts: dict[str, int] = Field(default_factory=dict)
+    population: FileRef | None = None
 
 
 class Utility(_Model):
@@ -126,6 +127,26 @@ class WorkflowStep(_Model):
     name: str
     status: StepStatus
     detail: str
+
+
+class ShadowModels(_Model):
+    """How the shadow / reference models of step 5 were made (no per-record data)."""
+
+    n_shadow_models: int
+    source: str = Field(description="onnx_graph, torchscript_via_onnx, architecture_recipe or sklearn_recipe")
+    description: str
+    recipe: dict = Field(default_factory=dict, description="the recipe used, defaults resolved")
+    recipe_file: str | None = None
+    recipe_sha256: str | None = None
+    epochs: int | None = None
+    calibrated: bool | None = Field(default=None, description="reached the target's member fit before max_epochs")
+    calibration_target: dict[str, float] = Field(default_factory=dict)
+    n_pool: int
+    n_population: int = 0
+    keep_design: str
+    shadow_train_accuracy: float = Field(description="mean over shadows, on the records each trained on")
+    shadow_heldout_accuracy: float = Field(description="mean over shadows, on the records each did not see")
+    attacks: list[str] = Field(default_factory=list)
 
 
 class Environment(_Model):
@@ -307,6 +328,7 @@ class AuditResult(_Model):
     slices: list[SliceResult] = Field(default_factory=list)
     slice_summary: SliceSummary | None = None
     subjects: SubjectAudit | None = None
+    shadow_models: ShadowModels | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

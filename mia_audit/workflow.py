@@ -39,6 +39,8 @@ from mia_audit.results import (
     Utility,
     WorkflowStep,
 )
+from mia_audit.shadows.recipe import load_recipe
+from mia_audit.shadows.step import Population, is_shadow_attack, run_shadow_step
 from mia_audit.signals import Signals, compute_signals
 from mia_audit.slices import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
 from mia_audit.subjects import audit_subjects, check_subjects
@@ -244,13 +246,18 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
     validate_slicing(spec=config.slicing, members=members, nonmembers=nonmembers)
     if config.manifest.group_column is not None:
         check_subjects(members=members, nonmembers=nonmembers, group_column=config.manifest.group_column)
+    population_set: AuditSet | None = None
+    if config.shadow.population_path is not None:
+        population_set = read_manifest(path=config.shadow.population_path, options=config.manifest)
+        check_same_layout(members=members, nonmembers=population_set)
+    recipe, recipe_sha = load_recipe(config.shadow.recipe_path) if config.shadow.recipe_path else (None, None)
     sink.end()
 
     # 2. Model
     sink.begin("Loading model")
     model = load_model(path=config.model_path, model_format=config.model_format)
     model_sha = sha256_of(config.model_path)
-    for audit_set in (members, nonmembers):
+    for audit_set in (members, nonmembers) + ((population_set,) if population_set is not None else ()):
         _check_model_accepts(model=model, audit_set=audit_set)
     class_labels = model.class_labels
     member_y = encode_labels(
@@ -261,6 +268,16 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         label_column=config.manifest.label_column,
         n_classes=model.n_classes,
         class_labels=class_labels,
+    )
+    population_y = (
+        None
+        if population_set is None
+        else encode_labels(
+            audit_set=population_set,
+            label_column=config.manifest.label_column,
+            n_classes=model.n_classes,
+            class_labels=class_labels,
+        )
     )
     sink.end()
 
@@ -328,16 +345,48 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         predict_labels=predict_labels,
         options=config.label_only.model_dump(),
     )
-    scores, not_run = _run_attacks(names=attack_names, context=context, sink=sink)
+    shadow_names = [name for name in attack_names if is_shadow_attack(name)]
+    metric_names = [name for name in attack_names if not is_shadow_attack(name)]
+    scores, not_run = _run_attacks(names=metric_names, context=context, sink=sink)
     ran = ", ".join(scores) or "none"
     steps.done(4, f"ran {ran}" + (f"; not run: {'; '.join(not_run)}" if not_run else ""))
 
     # 5. Shadow / reference attacks
-    steps.skipped(
-        5,
-        "shadow and reference-model attacks (Shokri, ML-Leaks, LiRA, RMIA) are not implemented in this version; "
-        "the worst case below is over metric and label-only attacks only and may understate leakage at low FPR",
+    population = None
+    if population_set is not None and population_y is not None and shadow_names and config.shadow.n_models:
+        sink.begin("Querying the model on the population", total=population_set.n)
+        raw_population, _ = normalize_outputs(
+            raw=_query(model=model, audit_set=population_set, batch_size=batch_size),
+            output_kind=output_kind,
+            native_kind=model.native_output_kind,
+            source=str(config.model_path),
+        )
+        sink.end()
+        population = Population(
+            audit_set=population_set,
+            labels=population_y,
+            signals=compute_signals(outputs=raw_population, output_kind=output_kind, labels=population_y),
+        )
+    shadow_step = run_shadow_step(
+        config=config,
+        names=shadow_names,
+        model=model,
+        model_sha256=model_sha,
+        output_kind=output_kind,
+        members=members,
+        nonmembers=nonmembers,
+        member_y=member_y,
+        nonmember_y=nonmember_y,
+        member_signals=member_signals,
+        nonmember_signals=nonmember_signals,
+        population=population,
+        recipe=recipe,
+        recipe_sha256=recipe_sha,
+        context=context,
+        sink=sink,
     )
+    scores.update(shadow_step.scores)
+    (steps.done if shadow_step.status == "done" else steps.skipped)(5, shadow_step.detail)
 
     # 6. Measure
     results = []
@@ -405,6 +454,11 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
             meta_columns=list(config.manifest.meta_columns),
             member_class_counts=_class_counts(member_y, class_labels),
             nonmember_class_counts=_class_counts(nonmember_y, class_labels),
+            population=(
+                None
+                if population_set is None
+                else FileRef(path=str(population_set.path), sha256=population_set.sha256, n=population_set.n)
+            ),
         ),
         utility=utility,
         attacks=results,
@@ -417,6 +471,7 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         slices=slice_evaluation.slices if slice_evaluation else [],
         slice_summary=slice_evaluation.summary if slice_evaluation else None,
         subjects=subjects,
+        shadow_models=shadow_step.info,
     )
     return AuditRun(
         result=result,

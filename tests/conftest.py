@@ -26,6 +26,14 @@ def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_shadow_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Shadow-model outputs are cached under a per-session folder, never in the user's ~/.cache."""
+    import os
+
+    os.environ["MIA_AUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("shadow-cache"))
+
+
 @pytest.fixture()
 def sample_dir() -> Path:
     return SAMPLES

@@ -24,14 +24,16 @@ CLEAN_ENV = {"GITHUB_STEP_SUMMARY": None, "NO_COLOR": None, "FORCE_COLOR": None,
 
 
 def sample_run(tmp_path_factory) -> tuple[dict, Path, object]:
-    """(results document, path of the results.json written, CLI result) of the sample audit, run once."""
+    """(results document, path of the results.json written, CLI result) of the sample audit, run once.
+
+    Metric and label-only attacks only (`--shadow-models 0`): the gate's logic is what these tests judge."""
     if "document" not in _CACHE:
         out = tmp_path_factory.mktemp("gate-sample") / "out"
         result = runner.invoke(
             app,
             ["run", str(SAMPLES / "digits_mlp.onnx"), "--members", str(SAMPLES / "members.csv"),
              "--nonmembers", str(SAMPLES / "nonmembers.csv"), "--out", str(out), "--bootstrap", "200", "--json",
-             "--quiet"],
+             "--quiet", "--format", "json", "--shadow-models", "0"],
             env=CLEAN_ENV,
         )
         assert result.exit_code in (0, 1, 3), result.stderr

@@ -85,9 +85,9 @@ def report(tmp_path_factory):
         run = runner.invoke(app, [
             "run", str(model), "--members", str(members), "--nonmembers", str(nonmembers), "--out", str(out),
             "--bootstrap", "200", "--id-column", "record_id", "--meta-columns", HOSTILE, "--context", str(context),
-            "--export-record-scores",
+            "--export-record-scores", "--shadow-models", "4",
         ])
-        assert run.exit_code == 0, run.stderr
+        assert run.exit_code in (0, 1, 3), run.stderr  # the default policy's verdict
         # The report is rendered from results.json alone: no model, no data.
         kept = work / "kept"
         kept.mkdir()

@@ -384,6 +384,25 @@ def _exposure_note(result: AuditResult, context: ReportContext | None) -> str:
     return ""
 
 
+def _shadow_row(result: AuditResult, shadow: list[str], step5) -> str:
+    """How the attacker's own models were made (the strongest attacks of the audit rest on them)."""
+    if not shadow:
+        return (
+            "Not used" + (f" (workflow step 5 {step5.status})" if step5 else "")
+            + ": no attacker-trained models of the target's architecture."
+        )
+    info = result.shadow_models
+    made = ""
+    if info is not None:
+        made = (
+            f" {info.n_shadow_models} shadow models — {info.description} — each trained on a random half of a pool of "
+            f"{info.n_pool:,} records ({info.keep_design}); they fit their training halves with accuracy "
+            f"{info.shadow_train_accuracy:.3f} and unseen records with {info.shadow_heldout_accuracy:.3f}. The "
+            "attacker is assumed to know the architecture and training recipe and to hold same-distribution data."
+        )
+    return f"Used by: {', '.join(shadow)}.{made}"
+
+
 def _threat_model(result: AuditResult) -> list[tuple[str, str]]:
     exposure = result.config.get("exposure", "scores")
     families = sorted({attack.family for attack in result.attacks})
@@ -404,13 +423,7 @@ def _threat_model(result: AuditResult) -> list[tuple[str, str]]:
             "one threshold per attack (the audit reports every threshold through the ROC, the strongest possible "
             "choice).",
         ),
-        (
-            "Shadow / reference models",
-            f"Used by: {', '.join(shadow)}"
-            if shadow
-            else "Not used" + (f" (workflow step 5 {step5.status})" if step5 else "")
-            + ": no attacker-trained models of the target's architecture.",
-        ),
+        ("Shadow / reference models", _shadow_row(result, shadow, step5)),
         ("Attack families run", ", ".join(families) or "none"),
     ]
     rows.extend((f"Threat model: {threat}", ", ".join(names)) for threat, names in by_threat.items())
