@@ -10,9 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mia_audit.slice_spec import SlicingSpec
+
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
+OutputFormat = Literal["json", "html", "pdf"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "html", "pdf")
 
 
 class ManifestOptions(BaseModel):
@@ -36,6 +40,18 @@ class LabelOnlyOptions(BaseModel):
     noise_scale: float = Field(default=0.3, gt=0.0)
 
 
+class ShadowOptions(BaseModel):
+    """Workflow step 5: shadow / reference models (Shokri, ML-Leaks, LiRA, RMIA)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_models: int = Field(default=16, ge=0, le=1024)  # 0 = off; otherwise at least 4
+    population_path: Path | None = None
+    recipe_path: Path | None = None
+    cache_dir: Path | None = None  # None = $MIA_AUDIT_CACHE_DIR, $XDG_CACHE_HOME/mia-audit or ~/.cache/mia-audit
+    use_cache: bool = True
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's numbers (paths are recorded, contents are hashed)."""
 
@@ -56,4 +72,12 @@ class RunConfig(BaseModel):
     n_bootstrap: int = Field(default=1000, ge=1, le=100_000)
     delta: float = Field(default=1e-5, ge=0.0, lt=1.0)
     label_only: LabelOnlyOptions = LabelOnlyOptions()
+    policy_path: Path | None = None  # None = the built-in default policy
+    baseline_path: Path | None = None  # previous results.json for the policy's regression rules
+    # documents (issue 3): which outputs to write, the optional report context, the restricted export
+    formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
+    context_path: Path | None = None
+    export_record_scores: bool = False
+    slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
+    shadow: ShadowOptions = ShadowOptions()
 

@@ -35,10 +35,15 @@ class AuditSet:
     ids: np.ndarray | None = None
     groups: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    source_rows: np.ndarray | None = None  # 1-based data-row numbers in the manifest; None = 1..n
 
     @property
     def n(self) -> int:
         return int(self.raw_labels.shape[0])
+
+    def rows(self) -> np.ndarray:
+        """1-based data-row number of each record in its manifest (stable under `subset`)."""
+        return np.arange(1, self.n + 1) if self.source_rows is None else self.source_rows
 
     def subset(self, keep: np.ndarray) -> "AuditSet":
         """The records where `keep` is True, in the same order."""
@@ -52,6 +57,7 @@ class AuditSet:
             ids=None if self.ids is None else self.ids[keep],
             groups=None if self.groups is None else self.groups[keep],
             meta={name: values[keep] for name, values in self.meta.items()},
+            source_rows=self.rows()[keep],
         )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from mia_audit import __version__
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.config import RunConfig
+from mia_audit.distributions import signal_distributions
 from mia_audit.environment import describe_environment
 from mia_audit.errors import InputError
 from mia_audit.manifest import (
@@ -34,10 +35,15 @@ from mia_audit.results import (
     DataInfo,
     FileRef,
     ModelInfo,
+    SubjectAudit,
     Utility,
     WorkflowStep,
 )
+from mia_audit.shadows.recipe import load_recipe
+from mia_audit.shadows.step import Population, is_shadow_attack, run_shadow_step
 from mia_audit.signals import Signals, compute_signals
+from mia_audit.slices import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
+from mia_audit.subjects import audit_subjects, check_subjects
 
 STEP_NAMES = {
     1: "Audit sets",
@@ -78,6 +84,11 @@ class AuditRun:
 
     result: AuditResult
     record_scores: dict[str, AttackScores] = field(default_factory=dict)
+    # how to name each scored record in a restricted export: manifest data-row numbers and ids (if any)
+    member_rows: np.ndarray | None = None
+    nonmember_rows: np.ndarray | None = None
+    member_ids: np.ndarray | None = None
+    nonmember_ids: np.ndarray | None = None
 
 
 @dataclass
@@ -232,13 +243,21 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
     sink.begin("Reading manifests")
     members, nonmembers, n_overlap, n_dropped = load_audit_sets(config=config, warnings=warnings)
     _evidence_warnings(n_nonmembers=nonmembers.n, warnings=warnings)
+    validate_slicing(spec=config.slicing, members=members, nonmembers=nonmembers)
+    if config.manifest.group_column is not None:
+        check_subjects(members=members, nonmembers=nonmembers, group_column=config.manifest.group_column)
+    population_set: AuditSet | None = None
+    if config.shadow.population_path is not None:
+        population_set = read_manifest(path=config.shadow.population_path, options=config.manifest)
+        check_same_layout(members=members, nonmembers=population_set)
+    recipe, recipe_sha = load_recipe(config.shadow.recipe_path) if config.shadow.recipe_path else (None, None)
     sink.end()
 
     # 2. Model
     sink.begin("Loading model")
     model = load_model(path=config.model_path, model_format=config.model_format)
     model_sha = sha256_of(config.model_path)
-    for audit_set in (members, nonmembers):
+    for audit_set in (members, nonmembers) + ((population_set,) if population_set is not None else ()):
         _check_model_accepts(model=model, audit_set=audit_set)
     class_labels = model.class_labels
     member_y = encode_labels(
@@ -249,6 +268,16 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         label_column=config.manifest.label_column,
         n_classes=model.n_classes,
         class_labels=class_labels,
+    )
+    population_y = (
+        None
+        if population_set is None
+        else encode_labels(
+            audit_set=population_set,
+            label_column=config.manifest.label_column,
+            n_classes=model.n_classes,
+            class_labels=class_labels,
+        )
     )
     sink.end()
 
@@ -316,16 +345,48 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         predict_labels=predict_labels,
         options=config.label_only.model_dump(),
     )
-    scores, not_run = _run_attacks(names=attack_names, context=context, sink=sink)
+    shadow_names = [name for name in attack_names if is_shadow_attack(name)]
+    metric_names = [name for name in attack_names if not is_shadow_attack(name)]
+    scores, not_run = _run_attacks(names=metric_names, context=context, sink=sink)
     ran = ", ".join(scores) or "none"
     steps.done(4, f"ran {ran}" + (f"; not run: {'; '.join(not_run)}" if not_run else ""))
 
     # 5. Shadow / reference attacks
-    steps.skipped(
-        5,
-        "shadow and reference-model attacks (Shokri, ML-Leaks, LiRA, RMIA) are not implemented in this version; "
-        "the worst case below is over metric and label-only attacks only and may understate leakage at low FPR",
+    population = None
+    if population_set is not None and population_y is not None and shadow_names and config.shadow.n_models:
+        sink.begin("Querying the model on the population", total=population_set.n)
+        raw_population, _ = normalize_outputs(
+            raw=_query(model=model, audit_set=population_set, batch_size=batch_size),
+            output_kind=output_kind,
+            native_kind=model.native_output_kind,
+            source=str(config.model_path),
+        )
+        sink.end()
+        population = Population(
+            audit_set=population_set,
+            labels=population_y,
+            signals=compute_signals(outputs=raw_population, output_kind=output_kind, labels=population_y),
+        )
+    shadow_step = run_shadow_step(
+        config=config,
+        names=shadow_names,
+        model=model,
+        model_sha256=model_sha,
+        output_kind=output_kind,
+        members=members,
+        nonmembers=nonmembers,
+        member_y=member_y,
+        nonmember_y=nonmember_y,
+        member_signals=member_signals,
+        nonmember_signals=nonmember_signals,
+        population=population,
+        recipe=recipe,
+        recipe_sha256=recipe_sha,
+        context=context,
+        sink=sink,
     )
+    scores.update(shadow_step.scores)
+    (steps.done if shadow_step.status == "done" else steps.skipped)(5, shadow_step.detail)
 
     # 6. Measure
     results = []
@@ -343,14 +404,30 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         sink.advance()
     sink.end()
     worst = select_worst_case(attacks=results)
+    slice_evaluation, subjects = _measure_groups(
+        config=config,
+        members=members,
+        nonmembers=nonmembers,
+        member_signals=member_signals,
+        nonmember_signals=nonmember_signals,
+        class_labels=class_labels,
+        scores=scores,
+        results=results,
+        sink=sink,
+    )
     steps.done(
         6,
         f"AUC, TPR at 0.1%/1%/10% FPR, advantage, cross-fitted balanced accuracy and ε lower bound for "
         f"{len(results)} attacks, {config.n_bootstrap} stratified bootstrap resamples; "
-        "slice and subpopulation measurements are not implemented in this version",
+        + _groups_detail(
+            slice_evaluation=slice_evaluation,
+            subjects=subjects,
+            n_attacks=len(scores),
+            fpr=config.slicing.subpopulation_fpr,
+        ),
     )
     steps.skipped(7, "no defenses requested (retraining with defenses is not implemented in this version)")
-    steps.done(8, "results.json written; the HTML/PDF report is not implemented in this version")
+    steps.done(8, _documents_detail(config))
 
     result = AuditResult(
         tool_version=__version__,
@@ -377,6 +454,11 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
             meta_columns=list(config.manifest.meta_columns),
             member_class_counts=_class_counts(member_y, class_labels),
             nonmember_class_counts=_class_counts(nonmember_y, class_labels),
+            population=(
+                None
+                if population_set is None
+                else FileRef(path=str(population_set.path), sha256=population_set.sha256, n=population_set.n)
+            ),
         ),
         utility=utility,
         attacks=results,
@@ -385,8 +467,100 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         warnings=warnings,
         config=config.model_dump(mode="json"),
         environment=describe_environment(),
+        distributions=signal_distributions(members=member_signals, nonmembers=nonmember_signals),
+        slices=slice_evaluation.slices if slice_evaluation else [],
+        slice_summary=slice_evaluation.summary if slice_evaluation else None,
+        subjects=subjects,
+        shadow_models=shadow_step.info,
     )
-    return AuditRun(result=result, record_scores=scores)
+    return AuditRun(
+        result=result,
+        record_scores=scores,
+        member_rows=members.rows(),
+        nonmember_rows=nonmembers.rows(),
+        member_ids=members.ids,
+        nonmember_ids=nonmembers.ids,
+    )
+
+
+def _documents_detail(config: RunConfig) -> str:
+    names = {"json": "results.json", "html": "report.html", "pdf": "report.pdf (PDF/A-3u, results.json attached)"}
+    written = ", ".join(names[kind] for kind in config.formats)
+    detail = f"{written}; no raw records, record ids or per-record scores in any of them"
+    if config.export_record_scores:
+        detail += "; per-record scores exported on request to a separate RESTRICTED file"
+    return detail
+
+
+def _measure_groups(
+    *,
+    config: RunConfig,
+    members: AuditSet,
+    nonmembers: AuditSet,
+    member_signals: Signals,
+    nonmember_signals: Signals,
+    class_labels: list | None,
+    scores: dict[str, AttackScores],
+    results: list,
+    sink: ProgressSink,
+) -> tuple[SliceEvaluation | None, SubjectAudit | None]:
+    """Step 6 on subpopulations: slices × attacks (mia_audit.slices) and data subjects (mia_audit.subjects)."""
+    evaluation = None
+    if config.slicing.enabled and scores:
+        sink.begin("Measuring slices")
+        slices = build_slices(
+            spec=config.slicing,
+            members=members,
+            nonmembers=nonmembers,
+            member_signals=member_signals,
+            nonmember_signals=nonmember_signals,
+            class_labels=class_labels,
+        )
+        evaluation = evaluate_slices(
+            spec=config.slicing,
+            slices=slices,
+            record_scores=scores,
+            member_correct=member_signals.correct,
+            nonmember_correct=nonmember_signals.correct,
+            global_results=results,
+            seed=config.seed,
+        )
+        sink.end()
+    subjects = None
+    if config.manifest.group_column is not None and scores:
+        sink.begin("Measuring data subjects (bootstrap CIs)")
+        subjects = audit_subjects(
+            members=members,
+            nonmembers=nonmembers,
+            group_column=config.manifest.group_column,
+            record_scores=scores,
+            seed=config.seed,
+            n_bootstrap=config.n_bootstrap,
+            delta=config.delta,
+        )
+        sink.end()
+    return evaluation, subjects
+
+
+def _groups_detail(
+    *, slice_evaluation: SliceEvaluation | None, subjects: SubjectAudit | None, n_attacks: int, fpr: float
+) -> str:
+    if slice_evaluation is None:
+        text = "slices not evaluated (" + ("no attack ran)" if n_attacks == 0 else "--no-slices)")
+    else:
+        summary = slice_evaluation.summary
+        text = (
+            f"{summary.n_slices} slices × {n_attacks} attacks: {summary.n_tested} pairs tested (DeLong CIs, one-sided "
+            f"Mann–Whitney, Benjamini–Hochberg at FDR {summary.fdr:g}), {summary.n_significant} significant, "
+            f"{summary.n_insufficient} slices with fewer than {summary.min_records} members or non-members; per-slice "
+            f"threshold calibration raises TPR@{fpr:.0%}FPR in {summary.n_subpopulation_gains}"
+        )
+    if subjects is not None:
+        text += (
+            f"; subject-level audit over {subjects.n_member_subjects} member and {subjects.n_nonmember_subjects} "
+            f"non-member subjects ('{subjects.group_column}', mean and max aggregation)"
+        )
+    return text
 
 
 def _run_attacks(

@@ -26,6 +26,14 @@ def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_shadow_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Shadow-model outputs are cached under a per-session folder, never in the user's ~/.cache."""
+    import os
+
+    os.environ["MIA_AUDIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("shadow-cache"))
+
+
 @pytest.fixture()
 def sample_dir() -> Path:
     return SAMPLES
@@ -43,3 +51,18 @@ def small_audit(tmp_path: Path) -> dict[str, Path]:
         "nonmembers": write_rows(tmp_path / "nonmembers.csv", header, nonmember_rows[:150]),
         "dir": tmp_path,
     }
+
+
+@pytest.fixture(scope="session")
+def sample_audit_run():
+    """The real audit of the committed sample (200 bootstrap resamples), run once per session, no files written."""
+    from mia_audit.config import RunConfig
+    from mia_audit.workflow import run_audit
+
+    config = RunConfig(
+        model_path=SAMPLES / "digits_mlp.onnx",
+        members_path=SAMPLES / "members.csv",
+        nonmembers_path=SAMPLES / "nonmembers.csv",
+        n_bootstrap=200,
+    )
+    return run_audit(config=config)

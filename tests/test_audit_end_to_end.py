@@ -17,6 +17,10 @@ from tests.conftest import SAMPLES, read_rows, write_rows
 
 runner = CliRunner()
 
+#: The sample's audit in tests trains 4 shadow models (the CLI default is 16) to keep the suite fast.
+TEST_SHADOWS = "4"
+SHADOW_ATTACKS = {"shadow_class_vector", "shadow_top3", "lira_online", "lira_offline", "rmia"}
+
 
 def run_sample(tmp_path, *extra, members=None, nonmembers=None):
     out = tmp_path / "out"
@@ -26,10 +30,12 @@ def run_sample(tmp_path, *extra, members=None, nonmembers=None):
             "run", str(SAMPLES / "digits_mlp.onnx"),
             "--members", str(members or SAMPLES / "members.csv"),
             "--nonmembers", str(nonmembers or SAMPLES / "nonmembers.csv"),
-            "--out", str(out), "--bootstrap", "200", "--json", *extra,
+            "--out", str(out), "--bootstrap", "200", "--json", "--format", "json", "--shadow-models", TEST_SHADOWS,
+            *extra,
         ],
     )
-    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout) if result.stdout.strip() else {}
+    assert result.exit_code == document.get("verdict", {}).get("exit_code", -1), result.stderr
     return result, out
 
 
@@ -52,8 +58,14 @@ def test_results_json_validates_and_equals_stdout(sample_run):
     assert parsed.schema_version == "1.0"
     assert {a.name for a in parsed.attacks} == {
         "baseline", "top1_confidence", "true_label_probability", "loss", "entropy", "modified_entropy",
-        "label_only_noise",
+        "label_only_noise", *SHADOW_ATTACKS,
     }
+    families = {a.name: a.family for a in parsed.attacks}
+    assert {families[name] for name in SHADOW_ATTACKS} == {"shadow", "reference"}
+    assert all(a.parameters["n_shadow_models"] == 4 for a in parsed.attacks if a.name in SHADOW_ATTACKS)
+    shadows = parsed.shadow_models
+    assert shadows is not None and shadows.n_shadow_models == 4 and shadows.source == "onnx_graph"
+    assert shadows.n_pool == 1797 and shadows.recipe["training"]["optimizer"] == "adam"
     for attack in parsed.attacks:
         assert set(attack.tpr_at_fpr) == {"0.001", "0.01", "0.1"}
         assert attack.auc_ci[0] <= attack.auc <= attack.auc_ci[1]
@@ -97,10 +109,11 @@ def test_workflow_records_all_eight_steps_honestly(sample_run):
     steps = document["workflow"]
     assert [s["step"] for s in steps] == list(range(1, 9))
     status = {s["step"]: s["status"] for s in steps}
-    assert status[5] == "skipped" and status[7] == "skipped"
-    assert all(status[i] == "done" for i in (1, 2, 3, 4, 6, 8))
+    assert status[7] == "skipped"
+    assert all(status[i] == "done" for i in (1, 2, 3, 4, 5, 6, 8))
     assert all(s["detail"] for s in steps)
-    assert "not implemented" in steps[4]["detail"]
+    assert "4 shadow models" in steps[4]["detail"] and "lira_online" in steps[4]["detail"]
+    assert "lira_online" not in steps[3]["detail"]  # step 4 is metric and label-only attacks only
 
 
 def test_evidence_flags_follow_the_number_of_nonmembers(sample_run):
@@ -112,11 +125,11 @@ def test_evidence_flags_follow_the_number_of_nonmembers(sample_run):
 
 def test_same_seed_same_numbers_other_seed_other_cis(tmp_path, sample_run):
     _, _, first = sample_run
-    _, out = run_sample(tmp_path)
+    _, out = run_sample(tmp_path, "--no-cache")  # shadows retrained: training is seeded and deterministic
     again = json.loads((out / "results.json").read_text())
     strip = lambda d: [{k: v for k, v in a.items()} for a in d["attacks"]]  # noqa: E731
     assert strip(again) == strip(first)
-    _, out2 = run_sample(tmp_path / "b", "--seed", "5")
+    _, out2 = run_sample(tmp_path / "b", "--seed", "5", "--attacks", "loss")
     other = json.loads((out2 / "results.json").read_text())
     loss_first = next(a for a in first["attacks"] if a["name"] == "loss")
     loss_other = next(a for a in other["attacks"] if a["name"] == "loss")
@@ -129,6 +142,8 @@ def test_label_exposure_runs_label_only_attacks(tmp_path):
     document = json.loads(result.stdout)
     assert {a["name"] for a in document["attacks"]} == {"baseline", "label_only_noise"}
     assert "loss (needs scores)" in document["workflow"][3]["detail"]
+    step5 = document["workflow"][4]
+    assert step5["status"] == "skipped" and "--exposure labels" in step5["detail"]
 
 
 def test_ids_never_reach_results_or_output(tmp_path):

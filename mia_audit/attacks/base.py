@@ -10,16 +10,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from mia_audit.signals import Signals
 
+if TYPE_CHECKING:
+    from mia_audit.shadows.evidence import ShadowEvidence
+
 # What the audit can offer an attack:
 #   labels   the model's predicted labels (any deployment exposes these)
 #   scores   the model's probability / logit vectors (not when the deployment exposes labels only)
 #   queries  the model can be queried again on new, perturbed inputs
+#   shadow_models  shadow / reference models of the same architecture were trained (workflow step 5)
 CAPABILITIES = ("labels", "scores", "queries", "shadow_models")
 
 
@@ -35,6 +39,7 @@ class AttackContext:
     seed: int
     predict_labels: Callable[[np.ndarray], np.ndarray] | None = None
     options: dict = field(default_factory=dict)
+    shadows: "ShadowEvidence | None" = None
 
 
 @dataclass(frozen=True)
