@@ -150,6 +150,9 @@ def _check_plan(plan: TrainingPlan, data: TrainingData) -> None:
     if plan.dp_epsilon is not None and plan.mixup_alpha is not None:
         raise InputError("--defenses: dp_sgd cannot be combined with mix-up (a mixed record carries two people's data, "
                          "which breaks per-record accounting)")
+    if plan.dp_epsilon is not None and (plan.mmd_weight or plan.adversarial_weight or plan.relaxloss_alpha is not None):
+        raise InputError("--defenses: dp_sgd cannot be combined with MMD, adversarial regularisation or RelaxLoss "
+                         "(their loss couples the records of a batch, which per-record clipping cannot bound)")
     if plan.dp_epsilon is not None and plan.distillation_temperature is not None:
         raise InputError("--defenses: dp_sgd cannot be combined with distillation in this version")
     if plan.needs_validation and data.validation is None:
@@ -171,6 +174,7 @@ def _fit(
     epochs = recipe.epochs if epochs is None else epochs
     loader_batches = None
     engine = None
+    target = module
     if plan.dp_epsilon is not None:
         module, optimizer, loader_batches, engine = _make_private(
             module=module, optimizer=optimizer, data=data, plan=plan, recipe=recipe, epochs=epochs, seed=seed
@@ -192,27 +196,29 @@ def _fit(
             if attack_model is not None:
                 _attack_step(module, attack_model, attack_optimizer, x, y, data, generator)
             optimizer.zero_grad()
-            loss = _batch_loss(module=module, x=x, y=y, data=data, plan=plan, epoch=epoch, generator=generator,
-                               attack_model=attack_model)
-            loss.backward()
+            if engine is not None:
+                _per_sample_gradients(module=target, x=x, y=y, n_classes=data.n_classes, plan=plan)
+            else:
+                loss = _batch_loss(module=module, x=x, y=y, data=data, plan=plan, epoch=epoch, generator=generator,
+                                   attack_model=attack_model)
+                loss.backward()
             optimizer.step()
         report.epochs_run = epoch + 1
         if plan.early_stopping_patience is not None and data.validation is not None:
-            val_loss = _validation_loss(module, data)
+            val_loss = _validation_loss(target, data)
             if val_loss < best_loss - 1e-6:
                 best_loss, stale = val_loss, 0
-                best_state = copy.deepcopy(module.state_dict())
+                best_state = copy.deepcopy(target.state_dict())
             else:
                 stale += 1
                 if stale >= plan.early_stopping_patience:
                     break
     if best_state is not None:
-        module.load_state_dict(best_state)
+        target.load_state_dict(best_state)
         report.notes.append(f"early stopping: kept the weights of the best validation loss ({best_loss:.4f})")
     if engine is not None:
         report.dp_epsilon = float(engine.get_epsilon(plan.dp_delta))
         report.dp_accountant = engine.accountant.mechanism()
-        module.remove_hooks()  # the trained weights stay in the caller's module; Opacus' hooks go
 
 
 def _batch_loss(*, module, x, y, data, plan, epoch, generator, attack_model) -> torch.Tensor:
@@ -261,15 +267,20 @@ def _validation_loss(module: nn.Module, data: TrainingData) -> float:
 
 
 def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
-    """Opacus PrivacyEngine with a target (ε, δ): Poisson sampling, the RDP accountant, per-sample clipping."""
-    from opacus import PrivacyEngine
-    from opacus.validators import ModuleValidator
+    """Opacus DP-SGD with a target (ε, δ): Poisson sampling, the RDP accountant, per-record clipping and noise.
 
-    problems = ModuleValidator.validate(module, strict=False)
-    if problems:
+    Per-record gradients are computed here with torch.func (vmap of grad over a functional call), so any
+    architecture works, also one converted from an ONNX graph; Opacus' optimizer clips, adds noise and
+    accounts (grad_sample_mode "no_op"). Layers that mix the records of a batch (BatchNorm) are refused.
+    """
+    from opacus import PrivacyEngine
+
+    mixing = [name for name, child in module.named_modules() if isinstance(child, nn.modules.batchnorm._BatchNorm)]
+    if mixing or getattr(module, "mixes_batch", False):
+        where = ", ".join(mixing) or "the converted graph"
         raise InputError(
-            "--defenses: dp_sgd: Opacus cannot train this architecture as is "
-            f"({'; '.join(str(p) for p in problems[:3])}); mia-audit does not change layers silently"
+            f"--defenses: dp_sgd: the architecture has BatchNorm ({where}), which mixes records within a batch and "
+            "breaks per-record clipping; mia-audit does not change layers silently (retrain with GroupNorm)"
         )
     dataset = torch.utils.data.TensorDataset(data.x, data.y)
     loader = torch.utils.data.DataLoader(
@@ -278,7 +289,7 @@ def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
     engine = PrivacyEngine(accountant="rdp", secure_mode=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module, optimizer, private_loader = engine.make_private_with_epsilon(
+        wrapped, optimizer, private_loader = engine.make_private_with_epsilon(
             module=module,
             optimizer=optimizer,
             data_loader=loader,
@@ -286,13 +297,29 @@ def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
             target_delta=plan.dp_delta,
             epochs=epochs,
             max_grad_norm=plan.dp_max_grad_norm,
+            grad_sample_mode="no_op",
         )
     sampler = private_loader.batch_sampler
 
     def batches():
         return [torch.as_tensor(list(indices), dtype=torch.long) for indices in sampler]
 
-    return module, optimizer, batches, engine
+    return wrapped, optimizer, batches, engine
+
+
+def _per_sample_gradients(*, module: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, plan: TrainingPlan) -> None:
+    """Set `p.grad_sample` (one gradient per record) for Opacus' DP optimizer, via torch.func."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    buffers = dict(module.named_buffers())
+
+    def record_loss(parameters, xi, ti):
+        logits = torch.func.functional_call(module, (parameters, buffers), (xi.unsqueeze(0),))
+        return soft_cross_entropy(logits, ti.unsqueeze(0)).sum()
+
+    targets = smooth_targets(y, n_classes=n_classes, epsilon=plan.label_smoothing)
+    grads = torch.func.vmap(torch.func.grad(record_loss), in_dims=(None, 0, 0))(params, x, targets)
+    for name, p in module.named_parameters():
+        p.grad_sample = grads[name]
 
 
 def _distill(*, make_module, data, plan, recipe, seed, report) -> tuple[nn.Module, TrainingReport]:
