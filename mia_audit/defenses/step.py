@@ -25,6 +25,7 @@ import numpy as np
 
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.defenses.base import DefenseVariant, TrainingPlan
+from mia_audit.defenses.choice import ACCEPTABLE_UTILITY_DROP, best_tradeoff
 from mia_audit.defenses.graph_module import DeployedVariant, GraphClassifier, export_onnx, predict_logits
 from mia_audit.defenses.trainer import TrainRecipe, make_training_data, train_with_plan
 from mia_audit.errors import InputError
@@ -422,11 +423,10 @@ def _finish(rows: list[DefenseRow]) -> None:
 def _recommend(rows: list[DefenseRow]) -> str:
     reference = next((r for r in rows if r.role == "retrained_baseline"), None)
     variants = [r for r in rows if r.role == "variant" and r.status == "done" and r.pareto_optimal]
-    if reference is None or not variants:
+    best = best_tradeoff(rows=rows)
+    if reference is None or best is None:
         return "No defended variant could be compared with a retrained baseline."
-    acceptable = [r for r in variants if (r.utility_drop or 0) <= 0.02]
-    pool = acceptable or variants
-    best = min(pool, key=lambda r: (r.worst_auc, -(r.test_accuracy or 0)))
+    acceptable = [r for r in variants if (r.utility_drop or 0) <= ACCEPTABLE_UTILITY_DROP]
     if best.worst_auc >= reference.worst_auc:
         return (
             f"No measured defense lowered the worst-case AUC below the retrained baseline's {reference.worst_auc:.3f} "

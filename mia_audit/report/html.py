@@ -6,6 +6,7 @@ import jinja2
 from markupsafe import Markup
 
 from mia_audit.report.charts import histogram_chart, roc_chart
+from mia_audit.report.defense_chart import privacy_utility_chart
 from mia_audit.report.templates import MAIN_TEMPLATE, STYLESHEET, templates_dir
 from mia_audit.report.view import FILTERS, ReportView
 
@@ -32,6 +33,8 @@ def charts_for(view: ReportView) -> dict[str, Markup]:
     histograms = [result.distributions[key] for key in ("loss", "true_label_probability") if key in result.distributions]
     if histograms:
         charts["distributions"] = Markup(histogram_chart(histograms=histograms, name="distributions"))
+    if view.defenses is not None and view.defenses.points:
+        charts["privacy-utility"] = Markup(privacy_utility_chart(points=view.defenses.points, name="privacy-utility"))
     return charts
 
 

@@ -2,8 +2,9 @@
 
 The template only lays out; every number is formatted here, from results.json values, with one set of
 formatters (3 decimals for AUC, advantage and accuracies; percentages with 2 decimals for TPR). Results
-fields added by later issues (`slices`, `subjects`, `defenses`, `verdict`) are read when present and
-shown as generic tables; absent, their sections say they were not run.
+fields added by later issues (`slices`, `subjects`, `verdict`) are read when present and shown as generic
+tables; absent, their sections say they were not run. The defense comparison (`defenses`, step 7) has its
+own view in `defense_view`.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class ReportView:
     optional: dict[str, GenericTable | None] = field(default_factory=dict)
     optional_raw: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, str] = field(default_factory=dict)
+    defenses: Any = None  # mia_audit.report.defense_view.DefenseSection when step 7 ran
 
 
 def report_id(*, results_json: bytes, context_yaml: bytes | None) -> str:
@@ -585,7 +587,14 @@ def build_view(
         environment_rows=environment_rows,
         optional={name: generic_table(value) for name, value in optional_raw.items()},
         optional_raw=optional_raw,
+        defenses=_defense_section(result),
     )
+
+
+def _defense_section(result: AuditResult):
+    from mia_audit.report.defense_view import build_defense_section  # it formats with this module's helpers
+
+    return build_defense_section(result.defenses)
 
 
 __all__ = ["FILTERS", "ReportView", "build_view", "report_id"]
