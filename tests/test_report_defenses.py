@@ -312,3 +312,32 @@ def test_without_step_7_the_section_says_not_run(step7):
     section = html[html.find('<section id="defenses">'):html.find('<section id="recommendations">')]
     assert "Not run in this audit." in section and "privacy-utility" not in html
     assert "Defense comparison (section 8)." not in html
+
+
+def test_literature_check_states_agreement_and_disagreement_with_the_numbers():
+    from mia_audit.report.defense_view import literature_comparison
+    from mia_audit.results import DefenseApplied
+
+    def variant(name, parameters, **values):
+        defense = DefenseApplied(name=name, title=name, kind="training", parameters=parameters, reference="r")
+        return DefenseRow(label=f"{name}()", role="variant", defenses=[defense], member_accuracy=1.0, **values)
+
+    base = DefenseRow(label="baseline", role="retrained_baseline", test_accuracy=0.95, utility_drop=0.0,
+                      generalization_gap=0.05, worst_auc=0.62, worst_auc_ci=(0.58, 0.66))
+    smoothing = variant("label_smoothing", {"epsilon": 0.1}, test_accuracy=0.96, utility_drop=-0.01,
+                        generalization_gap=0.04, worst_auc=0.67, worst_auc_ci=(0.63, 0.71))
+    dropout = variant("dropout", {"p": 0.5}, test_accuracy=0.95, utility_drop=0.0, generalization_gap=0.05,
+                      worst_auc=0.66, worst_auc_ci=(0.62, 0.70))
+    dp = variant("dp_sgd", {"epsilon": 4.0}, test_accuracy=0.40, utility_drop=0.55, generalization_gap=0.06,
+                 worst_auc=0.53, worst_auc_ci=(0.49, 0.57), dp_epsilon=3.99, dp_delta=1e-5,
+                 training={"dp_noise_multiplier": 4.9})
+    mixup = variant("mixup", {"alpha": 1.0}, test_accuracy=0.951, utility_drop=-0.001, generalization_gap=0.049,
+                    worst_auc=0.66, worst_auc_ci=(0.62, 0.70))
+    lines = literature_comparison([base, smoothing, dropout, dp, mixup], n_test=749, n_train=300)
+    assert len(lines) == 3
+    assert "worst-case AUC 0.670 [0.630, 0.710] vs the retrained baseline's 0.620 [0.580, 0.660]" in lines[0]
+    assert lines[0].endswith("This audit does not reproduce the seed's finding.")
+    assert "Consistent in direction with the literature." in lines[1]
+    assert "noise multiplier 4.90 to reach this ε with 300 training records" in lines[1]
+    error = 1.96 * np.sqrt(0.951 * 0.049 / 749)  # one test accuracy's sampling error, computed here
+    assert f"(+0.001 narrower)" in lines[2] and f"(±{error:.3f}), so it is not established" in lines[2]

@@ -11,6 +11,7 @@ Every number printed comes from a `DefenseRow` of results.json; nothing is recom
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mia_audit.report.view import FLAG_MARK, Cell, ci, count, num, pct, pct_ci, signed
@@ -262,7 +263,12 @@ def _auc(row: DefenseRow) -> str:
     return f"worst-case AUC {row.worst_auc:.3f} {ci(row.worst_auc_ci)}".strip()
 
 
-def literature_comparison(rows: list[DefenseRow]) -> list[str]:
+def _sampling_error(accuracy: float, n: int) -> float:
+    """Half-width of a normal-approximation 95% interval of one accuracy measured on n records."""
+    return 1.96 * math.sqrt(max(accuracy * (1 - accuracy), 0.0) / max(n, 1))
+
+
+def literature_comparison(rows: list[DefenseRow], *, n_test: int | None = None, n_train: int | None = None) -> list[str]:
     """What the seed documents led us to expect, against what this audit measured (point estimates; the
     intervals are in the table). A disagreement is stated as such, with the numbers."""
     base = next((r for r in rows if r.role == "retrained_baseline" and r.status == "done"), None)
@@ -295,22 +301,39 @@ def literature_comparison(rows: list[DefenseRow]) -> list[str]:
             "Consistent in direction with the literature." if near and cost
             else "Not reproduced here: " + ("the interval lies above 0.5" if not near else "no utility cost was measured") + "."
         )
+        magnitude = ""
+        if dp.utility_drop is not None and dp.utility_drop > 0.10:
+            magnitude = (
+                f" The utility cost is far above the 2–10% that seeds/004 quotes for ε = 1"
+                + (f": the accountant needed noise multiplier {float(dp.training['dp_noise_multiplier']):.2f}"
+                   if "dp_noise_multiplier" in dp.training else "")
+                + (f" to reach this ε with {count(n_train)} training records" if n_train else "")
+                + "."
+            )
         lines.append(
-            f"DP-SGD — seeds/000 and Abadi et al. 2016: a small ε brings the attack close to chance at a utility cost. "
-            f"Measured: {dp.label} ({dp_text(dp) or 'ε not reported'}) {_auc(dp)} vs {reference}, utility drop "
-            f"{dp.utility_drop:+.3f}. {verdict}"
+            f"DP-SGD — seeds/000, seeds/004 and Abadi et al. 2016: a small ε brings the attack close to chance at a "
+            f"utility cost. Measured: {dp.label} ({dp_text(dp) or 'ε not reported'}) {_auc(dp)} vs {reference}, "
+            f"utility drop {dp.utility_drop:+.3f}. {verdict}{magnitude}"
         )
     for name, seed in (("mmd_mixup", "MMD + mix-up"), ("mixup", "Mix-up")):
         row = _single(rows, name)
         if row is None or row.generalization_gap is None or base.generalization_gap is None:
             continue
         difference = base.generalization_gap - row.generalization_gap
-        lines.append(
+        line = (
             f"{seed} — seeds/003 (Li, Li & Ribeiro 2021, §4) reports a narrower generalization gap. Measured: gap "
             f"{row.generalization_gap:+.3f} for {row.label} vs {base.generalization_gap:+.3f} for the retrained "
             f"baseline ({difference:+.3f} narrower), {_auc(row)} vs {reference}. "
-            + ("Consistent in direction with the seed." if difference > 0 else "This audit does not reproduce it.")
+            + ("Consistent in direction with the seed" if difference > 0 else "This audit does not reproduce it")
         )
+        if n_test and row.test_accuracy is not None:
+            error = _sampling_error(row.test_accuracy, n_test)
+            if abs(difference) < error:
+                line += (
+                    f", but the difference is smaller than the sampling error of one test accuracy on {count(n_test)} "
+                    f"records (±{error:.3f}), so it is not established"
+                )
+        lines.append(line + ".")
     return lines
 
 
@@ -377,7 +400,7 @@ def build_defense_section(comparison: DefenseComparison | None) -> DefenseSectio
         recommendation=comparison.recommendation,
         pareto_criteria=comparison.pareto_criteria,
         masking=masking_statements(rows),
-        literature=literature_comparison(rows),
+        literature=literature_comparison(rows, n_test=comparison.n_test, n_train=comparison.n_train),
         references=_references(rows),
         notes=notes,
         points=points,
