@@ -112,7 +112,7 @@ def test_any_number_of_attacks_including_shadow_families(result):
 
 
 def test_optional_sections_render_real_data_when_present(result):
-    """slices / defenses / verdict are placeholders until their issues land, then generic tables."""
+    """Without slices section 7 is a placeholder; defenses a generic table once present; the verdict its section."""
     plain = _html(result.model_copy(update={"slices": [], "slice_summary": None}))
     assert plain.count("Not run in this audit.") == 3
     assert "No policy was applied" in plain
