@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from mia_audit.cli import app
-from mia_audit.defenses import parse_defenses
+from mia_audit.defenses import TrainingPlan, parse_defenses
 from mia_audit.defenses.graph_module import DeployedVariant, GraphClassifier, export_onnx, with_dropout
 from mia_audit.defenses.step import pareto_front, split_nonmembers
 from mia_audit.defenses.trainer import TrainRecipe, make_training_data, train_with_plan
@@ -157,3 +157,19 @@ def test_pareto_front_against_brute_force():
     for i in range(30):
         dominated = any(acc[j] >= acc[i] and auc[j] <= auc[i] and (acc[j], auc[j]) != (acc[i], auc[i]) for j in range(30))
         assert flags[i] == (not dominated)
+
+
+def test_dropout_changes_the_retrained_graph_model(tmp_path, step7):
+    """The dropout defense must reach a converted graph (not only torch activation modules)."""
+    graph, _, _ = graph_from_onnx(proto=load_onnx_proto(step7["model"]), output_name="probabilities",
+                                  output_kind="logits", n_outputs=2)
+    x, y = step7["x"][:160], step7["y"][:160]
+    data = make_training_data(x=x, y=y, n_classes=2)
+    recipe = TrainRecipe(epochs=5)
+    plain, _ = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=2), data=data, plan=TrainingPlan(),
+                               recipe=recipe, seed=2)
+    dropped, report = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=2), data=data,
+                                      plan=parse_defenses("dropout:0.5")[0].plan(), recipe=recipe, seed=2)
+    assert len(report.dropout_sites) == 2
+    with torch.no_grad():
+        assert not torch.allclose(plain.eval()(torch.from_numpy(x)), dropped.eval()(torch.from_numpy(x)))
