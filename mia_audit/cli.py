@@ -20,7 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mia_audit import __version__
-from mia_audit.config import OUTPUT_FORMATS, LabelOnlyOptions, ManifestOptions, RunConfig, ShadowOptions
+from mia_audit.config import (
+    OUTPUT_FORMATS,
+    DefenseOptions,
+    LabelOnlyOptions,
+    ManifestOptions,
+    RunConfig,
+    ShadowOptions,
+)
 from mia_audit.errors import InputError
 from mia_audit.results import SCHEMA_VERSION, AuditResult
 from mia_audit.slice_spec import SlicingSpec, parse_intersections
@@ -372,6 +379,19 @@ def run(
         Optional[Path], typer.Option(help="Shadow-output cache folder [default: ~/.cache/mia-audit].")
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the shadow cache.")] = False,
+    defenses: Annotated[
+        Optional[str],
+        typer.Option(help="Step 7: defended variants to retrain and re-audit, e.g. label_smoothing:0.1,dp_sgd:epsilon=4,top_k:3 (a+b combines)."),
+    ] = None,
+    validation: Annotated[
+        Optional[Path], typer.Option(help="Held-out records (neither members nor non-members) for defenses that need them.")
+    ] = None,
+    defense_shadow_models: Annotated[
+        int, typer.Option(min=0, max=256, help="Adaptive shadows per defended training recipe (0 = metric attacks only).")
+    ] = 4,
+    export_defended: Annotated[
+        Optional[Path], typer.Option(help="Write each retrained defended variant as ONNX into this folder.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     policy: Annotated[
@@ -451,6 +471,12 @@ def run(
                 recipe_path=shadow_recipe,
                 cache_dir=cache_dir,
                 use_cache=not no_cache,
+            ),
+            defense=DefenseOptions(
+                spec=defenses,
+                validation_path=validation,
+                n_shadow_models=defense_shadow_models,
+                export_dir=export_defended,
             ),
         )
         from mia_audit.workflow import run_audit  # heavy imports (torch, onnxruntime) after parsing

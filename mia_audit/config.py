@@ -52,6 +52,17 @@ class ShadowOptions(BaseModel):
     use_cache: bool = True
 
 
+class DefenseOptions(BaseModel):
+    """Workflow step 7: defended variants to retrain / wrap and re-audit (`--defenses`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str | None = None  # e.g. "label_smoothing:0.1,dropout:0.5,mixup,dp_sgd:epsilon=4,top_k:3"
+    validation_path: Path | None = None
+    n_shadow_models: int = Field(default=4, ge=0, le=256)  # adaptive shadows per training recipe (0 = off)
+    export_dir: Path | None = None
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's numbers (paths are recorded, contents are hashed)."""
 
@@ -80,4 +91,5 @@ class RunConfig(BaseModel):
     export_record_scores: bool = False
     slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
     shadow: ShadowOptions = ShadowOptions()
+    defense: DefenseOptions = DefenseOptions()
 

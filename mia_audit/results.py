@@ -149,6 +149,60 @@ class ShadowModels(_Model):
     attacks: list[str] = Field(default_factory=list)
 
 
+class DefenseApplied(_Model):
+    name: str
+    title: str
+    kind: Literal["training", "output"]
+    parameters: dict[str, float | int | str] = Field(default_factory=dict)
+    reference: str
+
+
+class DefenseRow(_Model):
+    """One row of the defense comparison (step 7): a model variant attacked like the original (steps 3–6)."""
+
+    label: str
+    role: Literal["original", "retrained_baseline", "variant"]
+    defenses: list[DefenseApplied] = Field(default_factory=list)
+    status: Literal["done", "skipped"] = "done"
+    reason: str | None = None
+    test_accuracy: float | None = None
+    member_accuracy: float | None = None
+    utility_drop: float | None = Field(default=None, description="retrained baseline test accuracy − this test accuracy")
+    generalization_gap: float | None = Field(default=None, description="member accuracy − test accuracy")
+    worst_attack: str | None = None
+    worst_auc: float | None = None
+    worst_auc_ci: tuple[float, float] | None = None
+    worst_tpr_at_fpr_0_001: TprAtFpr | None = Field(default=None, alias="worst_tpr_at_fpr_0.001")
+    balanced_accuracy: float | None = Field(default=None, description="the worst attack's cross-fitted balanced accuracy")
+    baseline_attack_advantage: float | None = None
+    baseline_attack_advantage_ci: tuple[float, float] | None = None
+    effectiveness: float | None = Field(
+        default=None, description="(AUC_retrained_baseline − AUC) / (AUC_retrained_baseline − 0.5) of the worst case"
+    )
+    pareto_optimal: bool = False
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    n_shadow_models: int = 0
+    training: dict[str, str | int | float | list[str]] = Field(default_factory=dict)
+    attacks: list[AttackResult] = Field(default_factory=list)
+
+
+class DefenseComparison(_Model):
+    """Step 7: the privacy/utility comparison of defended variants (adaptive attacker)."""
+
+    protocol: str
+    n_train: int
+    n_test: int
+    n_attack_nonmembers: int
+    n_holdout: int = 0
+    holdout_source: str | None = None
+    recipe: dict = Field(default_factory=dict)
+    rows: list[DefenseRow]
+    pareto_criteria: str
+    recommendation: str
+    notes: list[str] = Field(default_factory=list)
+
+
 class Environment(_Model):
     python: str
     platform: str
@@ -329,6 +383,7 @@ class AuditResult(_Model):
     slice_summary: SliceSummary | None = None
     subjects: SubjectAudit | None = None
     shadow_models: ShadowModels | None = None
+    defenses: DefenseComparison | None = None  # step 7 (--defenses)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

@@ -17,6 +17,7 @@ import numpy as np
 from mia_audit import __version__
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.config import RunConfig
+from mia_audit.defenses import parse_defenses
 from mia_audit.distributions import signal_distributions
 from mia_audit.environment import describe_environment
 from mia_audit.errors import InputError
@@ -41,7 +42,7 @@ from mia_audit.results import (
 )
 from mia_audit.shadows.recipe import load_recipe
 from mia_audit.shadows.step import Population, is_shadow_attack, run_shadow_step
-from mia_audit.signals import Signals, compute_signals
+from mia_audit.signals import Signals, compute_signals, log_probabilities
 from mia_audit.slices import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
 from mia_audit.subjects import audit_subjects, check_subjects
 
@@ -232,12 +233,90 @@ def _selected_attacks(config: RunConfig) -> list[str]:
     return list(config.attacks)
 
 
+def _defend(
+    *, config, variants, model, output_kind, batch_size, members, nonmembers, member_y, nonmember_y, member_signals,
+    nonmember_signals, population_set, population_y, recipe, shadow_info, original_attacks, sink,
+):
+    """Step 7 (optional): set up the retrained variants from the same architecture as step 5 and compare."""
+    from mia_audit.defenses.step import DefenseSetup, DefenseStepResult, run_defense_step
+
+    if not variants:
+        return DefenseStepResult(status="skipped", detail="no defenses requested (--defenses)")
+    if config.exposure != "scores":
+        return DefenseStepResult(status="skipped", detail="defense comparison needs score exposure (--exposure scores)")
+    from mia_audit.defenses.trainer import TrainRecipe
+    from mia_audit.shadows.clone import ShadowUnavailable, make_shadow_source
+    from mia_audit.shadows.recipe import ShadowRecipe
+    from mia_audit.shadows.torch_trainer import CalibrationTarget
+
+    shadow_recipe = recipe or ShadowRecipe()
+    graph, unavailable = None, None
+    try:
+        source = make_shadow_source(
+            model=model, model_path=config.model_path, recipe=shadow_recipe, output_kind=output_kind,
+            x_check=members.features, n_classes=model.n_classes, pool_x=members.features,
+            calibration=CalibrationTarget(member_accuracy=member_signals.accuracy,
+                                          median_member_loss=float(np.median(member_signals.loss))),
+        )
+        graph = getattr(source, "graph", None)
+        if graph is None:
+            unavailable = "the shadow recipe names a scikit-learn estimator, which the torch defenses cannot train"
+    except ShadowUnavailable as reason:
+        unavailable = str(reason)
+    training = shadow_recipe.training
+    if shadow_info is not None and shadow_info.epochs:
+        epochs = int(shadow_info.epochs)  # the epochs that matched the target's fit in step 5
+    else:
+        epochs = int(training.epochs) if training.epochs != "auto" else 100
+    validation_x = validation_y = None
+    if config.defense.validation_path is not None:
+        validation = read_manifest(path=config.defense.validation_path, options=config.manifest)
+        check_same_layout(members=members, nonmembers=validation)
+        validation_x = validation.features
+        validation_y = encode_labels(audit_set=validation, label_column=config.manifest.label_column,
+                                     n_classes=model.n_classes, class_labels=model.class_labels)
+
+    def original_probabilities(x: np.ndarray) -> np.ndarray:
+        outputs, kind = normalize_outputs(raw=model.predict_raw(x, batch_size=batch_size), output_kind=output_kind,
+                                          native_kind=model.native_output_kind, source=str(config.model_path))
+        return np.exp(log_probabilities(outputs=outputs, output_kind=kind))
+
+    setup = DefenseSetup(
+        variants=variants,
+        member_x=members.features,
+        member_y=member_y,
+        nonmember_x=nonmembers.features,
+        nonmember_y=nonmember_y,
+        n_classes=model.n_classes,
+        original_probabilities=original_probabilities,
+        original_member_probs=member_signals.probabilities,
+        original_nonmember_probs=nonmember_signals.probabilities,
+        graph=graph,
+        graph_unavailable=unavailable,
+        recipe=TrainRecipe(epochs=epochs, batch_size=training.batch_size, learning_rate=training.lr,
+                           optimizer="sgd" if training.optimizer == "sgd" else "adam",
+                           weight_decay=training.weight_decay),
+        seed=config.seed,
+        n_bootstrap=config.n_bootstrap,
+        delta=config.delta,
+        n_shadow_models=config.defense.n_shadow_models,
+        label_only_options=config.label_only.model_dump(),
+        population_x=None if population_set is None else population_set.features,
+        population_y=population_y,
+        validation_x=validation_x,
+        validation_y=validation_y,
+        export_dir=config.defense.export_dir,
+    )
+    return run_defense_step(setup=setup, original_attacks=original_attacks, sink=sink)
+
+
 def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> AuditRun:
     """Walk the eight steps on the user's model and manifests and return the result document."""
     sink = progress or _Silent()
     warnings: list[str] = []
     steps = _Steps()
     attack_names = _selected_attacks(config)
+    variants = parse_defenses(config.defense.spec) if config.defense.spec else []  # a bad spec stops before any work
 
     # 1. Audit sets
     sink.begin("Reading manifests")
@@ -426,7 +505,13 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
             fpr=config.slicing.subpopulation_fpr,
         ),
     )
-    steps.skipped(7, "no defenses requested (retraining with defenses is not implemented in this version)")
+    defense_step = _defend(
+        config=config, variants=variants, model=model, output_kind=output_kind, batch_size=batch_size,
+        members=members, nonmembers=nonmembers, member_y=member_y, nonmember_y=nonmember_y,
+        member_signals=member_signals, nonmember_signals=nonmember_signals, population_set=population_set,
+        population_y=population_y, recipe=recipe, shadow_info=shadow_step.info, original_attacks=results, sink=sink,
+    )
+    (steps.done if defense_step.status == "done" else steps.skipped)(7, defense_step.detail)
     steps.done(8, _documents_detail(config))
 
     result = AuditResult(
@@ -472,6 +557,7 @@ def run_audit(*, config: RunConfig, progress: ProgressSink | None = None) -> Aud
         slice_summary=slice_evaluation.summary if slice_evaluation else None,
         subjects=subjects,
         shadow_models=shadow_step.info,
+        defenses=defense_step.comparison,
     )
     return AuditRun(
         result=result,
