@@ -237,7 +237,7 @@ def test_html_is_self_contained(report):
         assert reference.strip("'\" ").startswith("#"), reference
     assert "@import" not in html
     assert len(parsed.ids) == len(set(parsed.ids)), "duplicate ids across inline charts"
-    assert parsed.tags.count("svg") == 2
+    assert parsed.tags.count("svg") == 3  # ROC, distributions, per-slice AUC
 
 
 def test_hostile_names_are_escaped_in_html_and_inert_in_pdf(report):
@@ -294,9 +294,10 @@ def test_context_fills_scope_and_signature_and_missing_items_stay_visible(report
 
 
 def test_older_results_of_the_same_schema_render(report, tmp_path):
-    """A results.json written before the distributions field existed still renders (both formats)."""
+    """A results.json written before the distributions and slice fields existed still renders (both formats)."""
     document = dict(report["document"])
-    document.pop("distributions")
+    for key in ("distributions", "slices", "slice_summary", "subjects"):
+        document.pop(key, None)
     older = tmp_path / "results.json"
     older.write_text(json.dumps(document, indent=2))
     result = runner.invoke(app, ["render", str(older)])
@@ -304,6 +305,7 @@ def test_older_results_of_the_same_schema_render(report, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "not available in this results file" in html
     assert html.count("<svg") == 1  # ROC only
+    assert "not measured" in html and "Not run in this audit.</strong> Leakage was measured over the whole" in html
     assert PdfReader(tmp_path / "report.pdf").attachments["results.json"][0] == older.read_bytes()
 
 

@@ -111,8 +111,8 @@ def test_any_number_of_attacks_including_shadow_families(result):
 
 
 def test_optional_sections_render_real_data_when_present(result):
-    """slices / defenses / verdict are placeholders until run; slices and verdict then render their data (the
-    defense comparison has its own tests, on a real step-7 run, in test_report_defenses.py)."""
+    """Without slices section 7 is a placeholder; the verdict renders its section (the defense comparison has
+    its own tests, on a real step-7 run, in test_report_defenses.py)."""
     plain = _html(result.model_copy(update={"slices": [], "slice_summary": None}))
     assert plain.count("Not run in this audit.") == 3
     assert "No policy was applied" in plain

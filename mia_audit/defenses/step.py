@@ -447,11 +447,21 @@ def _recommend(rows: list[DefenseRow]) -> str:
             f"No measured defense lowered the worst-case AUC below the retrained baseline's {reference.worst_auc:.3f} "
             f"{_ci(reference.worst_auc_ci)} at acceptable utility."
         )
+    established = (
+        best.worst_auc_ci is not None
+        and reference.worst_auc_ci is not None
+        and best.worst_auc_ci[1] < reference.worst_auc_ci[0]
+    )
     return (
         f"Measured best trade-off: {best.label} — worst-case AUC {best.worst_auc:.3f} {_ci(best.worst_auc_ci)} vs "
         f"{reference.worst_auc:.3f} {_ci(reference.worst_auc_ci)} for the retrained baseline, test accuracy "
         f"{best.test_accuracy:.3f} (utility drop {best.utility_drop:+.3f})"
         + ("" if acceptable else "; every Pareto-optimal defense costs more than 2 points of accuracy")
+        + (
+            ""
+            if established
+            else "; its 95% interval overlaps the baseline's, so the reduction is not established at this sample size"
+        )
         + "."
     )
 

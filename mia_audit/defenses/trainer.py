@@ -136,9 +136,9 @@ def train_with_plan(
         return _distill(make_module=make_module, data=data, plan=plan, recipe=recipe, seed=seed, report=report)
     module = make_module()
     if plan.dropout > 0:
-        # A converted graph (GraphClassifier) has no nn activation modules: it inserts dropout nodes itself.
-        own = getattr(module, "insert_dropout", None)
-        report.dropout_sites = own(plan.dropout) if callable(own) else insert_dropout(module, p=plan.dropout)
+        # A converted graph inserts dropout nodes itself; a plain torch module gets nn.Dropout after activations.
+        inserter = getattr(module, "insert_dropout", None)
+        report.dropout_sites = inserter(plan.dropout) if inserter else insert_dropout(module, p=plan.dropout)
         if not report.dropout_sites:
             report.notes.append("dropout: the architecture has no hidden activation module; nothing inserted")
     _fit(module=module, data=data, plan=plan, recipe=recipe, seed=seed, report=report)

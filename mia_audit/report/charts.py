@@ -1,11 +1,12 @@
 """Deterministic inline-SVG charts for the report (matplotlib, Agg backend).
 
-`svg_figure` is the one helper every chart goes through (later: slice and privacy/utility charts): it
-renders with a fixed `svg.hashsalt` and no date, drops the XML prologue, metadata and comments, and
-prefixes every id with the chart's name so several charts can live in one HTML document. The same
-figure therefore always yields the same bytes.
+`svg_figure` is the one helper every chart goes through (ROC, distributions, per-slice AUC; later
+privacy/utility charts): it renders with a fixed `svg.hashsalt` and no date, drops the XML prologue,
+metadata and comments, and prefixes every id with the chart's name so several charts can live in one HTML
+document. The same figure therefore always yields the same bytes.
 
-Charts read only aggregated data from the AuditResult: down-sampled ROC points and fixed-bin histograms.
+Charts read only aggregated data from the AuditResult: down-sampled ROC points, fixed-bin histograms and
+per-slice AUCs with their intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from mia_audit.results import AttackResult, Histogram  # noqa: E402
+from mia_audit.results import AttackResult, Histogram, SliceResult  # noqa: E402
 
 # Okabe–Ito colour-blind-safe palette; combined with four line styles → 32 distinct attack curves.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
@@ -192,4 +193,78 @@ def histogram_chart(*, histograms: list[Histogram], name: str = "distributions")
             axes.set_title(_text(histogram.label.split(" (")[0]))
         handles, labels = axes_row[0][0].get_legend_handles_labels()
         figure.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+        return svg_figure(figure, name=name)
+
+
+SLICE_COLOUR = "#D55E00"
+MODEL_OUTPUT_COLOUR = "#777777"
+GLOBAL_COLOUR = "#0072B2"
+WORST_BAND = "#fde3c8"
+SLICE_LABEL_CHARS = 44
+
+
+def _short(label: str, limit: int = SLICE_LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def slice_auc_chart(
+    *, slices: list[SliceResult], global_auc: dict[str, float], worst: str | None = None, name: str = "slices"
+) -> str:
+    """Per-slice AUC with its 95% CI as horizontal error bars, rank 1 at the top (ranked by the lower bound).
+
+    Slice names label the left axis and each slice's attack the right one. An open diamond marks that attack's
+    AUC on all records and a dotted line chance (0.5). Slices cut by the model's own output are drawn hollow
+    and grey; the worst slice of the disparity summary sits on a shaded band. Reads only aggregated results.
+    """
+    n = len(slices)
+    positions = np.arange(n)
+    aucs = np.array([entry.auc for entry in slices], dtype=float)
+    lows = np.array([entry.auc_ci[0] for entry in slices], dtype=float)
+    highs = np.array([entry.auc_ci[1] for entry in slices], dtype=float)
+    globals_ = np.array([global_auc.get(entry.attack, np.nan) for entry in slices], dtype=float)
+    model_output = np.array([entry.by_model_output for entry in slices], dtype=bool)
+    left = min(0.45, float(np.nanmin(np.concatenate([lows, globals_, [0.5]]))))
+    left = float(np.floor(left * 20.0) / 20.0)
+    with chart_style():
+        figure, axes = plt.subplots(figsize=(PAGE_WIDTH_IN, 1.45 + 0.235 * max(n, 1)), layout="constrained")
+        for index, entry in enumerate(slices):
+            if entry.name == worst:
+                axes.axhspan(index - 0.5, index + 0.5, color=WORST_BAND, zorder=0, linewidth=0)
+        handles = []
+        for mask, colour, marker, face, label in (
+            (~model_output, SLICE_COLOUR, "o", SLICE_COLOUR, "slice AUC with 95% CI"),
+            (model_output, MODEL_OUTPUT_COLOUR, "s", "white", "slice cut by the model's own output"),
+        ):
+            if not mask.any():
+                continue
+            handles.append(axes.errorbar(
+                aucs[mask], positions[mask], xerr=np.vstack([aucs[mask] - lows[mask], highs[mask] - aucs[mask]]),
+                fmt=marker, color=colour, markerfacecolor=face, markeredgecolor=colour, markersize=4.2,
+                elinewidth=1.2, capsize=2.2, label=label, zorder=3,
+            ))
+        known = ~np.isnan(globals_)
+        if known.any():
+            handles.append(axes.scatter(
+                globals_[known], positions[known], marker="D", s=16, facecolor="white", edgecolor=GLOBAL_COLOUR,
+                linewidth=1.0, zorder=4, label="same attack on all records",
+            ))
+        handles.append(axes.axvline(
+            0.5, color="#888888", linestyle=(0, (1, 1.5)), linewidth=1.0, label="chance (AUC 0.5)", zorder=1
+        ))
+        axes.set_yticks(positions, [_text(_short(entry.name)) for entry in slices])
+        axes.set_ylim(n - 0.5, -0.5)  # rank 1 at the top
+        axes.set_xlim(left, 1.0)
+        axes.grid(axis="y", visible=False)
+        attacks = axes.twinx()
+        attacks.set_ylim(n - 0.5, -0.5)
+        attacks.set_yticks(positions, [_text(_short(entry.attack, 26)) for entry in slices])
+        attacks.tick_params(axis="y", length=0, labelsize=6.8, labelcolor="#555555")
+        attacks.grid(False)
+        for spine in attacks.spines.values():
+            spine.set_visible(False)
+        attacks.set_ylabel("Attack (the slice's top-ranked)", color="#555555")
+        axes.set_xlabel("AUC (0.5 = chance, 1.0 = members fully separated)")
+        axes.set_ylabel("Slice (rank 1 at the top)")
+        axes.set_title("Per-slice AUC with 95% confidence intervals")
+        figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=7)
         return svg_figure(figure, name=name)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup
 
-from mia_audit.report.charts import histogram_chart, roc_chart
+from mia_audit.report.charts import histogram_chart, roc_chart, slice_auc_chart
 from mia_audit.report.defense_chart import privacy_utility_chart
 from mia_audit.report.templates import MAIN_TEMPLATE, STYLESHEET, templates_dir
+from mia_audit.report.slice_view import CHART_LIMIT, top_slices
 from mia_audit.report.view import FILTERS, ReportView
 
 
@@ -33,6 +34,15 @@ def charts_for(view: ReportView) -> dict[str, Markup]:
     histograms = [result.distributions[key] for key in ("loss", "true_label_probability") if key in result.distributions]
     if histograms:
         charts["distributions"] = Markup(histogram_chart(histograms=histograms, name="distributions"))
+    shown = top_slices(result, limit=CHART_LIMIT)
+    if shown:
+        worst = result.slice_summary.worst if result.slice_summary else None
+        charts["slices"] = Markup(slice_auc_chart(
+            slices=shown,
+            global_auc={attack.name: attack.auc for attack in result.attacks},
+            worst=worst.name if worst else None,
+            name="slices",
+        ))
     if view.defenses is not None and view.defenses.points:
         charts["privacy-utility"] = Markup(privacy_utility_chart(points=view.defenses.points, name="privacy-utility"))
     return charts

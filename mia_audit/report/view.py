@@ -2,9 +2,10 @@
 
 The template only lays out; every number is formatted here, from results.json values, with one set of
 formatters (3 decimals for AUC, advantage and accuracies; percentages with 2 decimals for TPR). Results
-fields added by later issues (`slices`, `subjects`, `verdict`) are read when present and shown as generic
-tables; absent, their sections say they were not run. The defense comparison (`defenses`, step 7) has its
-own view in `defense_view`.
+fields added by later issues are read when present: `slices`, `slice_summary` and `subjects` through
+`mia_audit.report.slice_view` (section 7 and the "worst slice" line), `defenses` (step 7) through
+`mia_audit.report.defense_view` (section 8 and the executive-summary line), `verdict` as the policy
+section; absent, their sections say they were not run.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def count(value: int) -> str:
 
 
 def wbr(text: str) -> Markup:
-    """Escaped text with line-break opportunities after underscores (long attack names in narrow cells)."""
-    return Markup(str(escape(text)).replace("_", "_<wbr>"))
+    """Escaped text with line-break opportunities after underscores and '=' (long attack and slice names in
+    narrow cells)."""
+    return Markup(str(escape(text)).replace("_", "_<wbr>").replace("=", "=<wbr>"))
 
 
 FILTERS = {"num": num, "signed": signed, "pct": pct, "ci": ci, "pct_ci": pct_ci, "count": count, "wbr": wbr}
@@ -138,6 +140,7 @@ class ReportView:
     optional: dict[str, GenericTable | None] = field(default_factory=dict)
     optional_raw: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, str] = field(default_factory=dict)
+    slices: Any = None  # mia_audit.report.slice_view.SliceSection (section 7)
     defenses: Any = None  # mia_audit.report.defense_view.DefenseSection when step 7 ran
 
 
@@ -501,7 +504,9 @@ def build_view(
     attachments: list[tuple[str, bytes, str]],
 ) -> ReportView:
     """Everything the template needs. `attachments` = (file name, bytes, description) of the PDF's files."""
-    optional_raw = {name: _dump(getattr(result, name, None)) for name in ("slices", "subjects", "defenses", "verdict")}
+    from mia_audit.report.slice_view import build_slice_section, subject_headline, worst_slice_headline  # (cycle)
+
+    optional_raw = {name: _dump(getattr(result, name, None)) for name in ("defenses", "verdict")}
     kind, title, sentence, note = verdict(result, optional_raw["verdict"])
     rid = report_id(results_json=results_json, context_yaml=context_yaml)
     model_name = result.model.path.replace("\\", "/").rsplit("/", 1)[-1]
@@ -568,7 +573,7 @@ def build_view(
         verdict_title=title,
         verdict_text=sentence,
         verdict_note=note,
-        headlines=headlines(result),
+        headlines=headlines(result) + [worst_slice_headline(result)] + [h for h in [subject_headline(result)] if h],
         document_control=document_control,
         attachments=[(name, hashlib.sha256(data_bytes).hexdigest(), description) for name, data_bytes, description in attachments],
         signatories=_signatories(context),
@@ -587,6 +592,7 @@ def build_view(
         environment_rows=environment_rows,
         optional={name: generic_table(value) for name, value in optional_raw.items()},
         optional_raw=optional_raw,
+        slices=build_slice_section(result),
         defenses=_defense_section(result),
     )
 
