@@ -257,6 +257,8 @@ def test_privacy_utility_chart_is_labelled_and_deterministic(step7):
         assert f"{index}. {_title(row)}" + (" — Pareto-optimal" if row["pareto_optimal"] else "") in svg
     ids = re.findall(r'id="([^"]+)"', svg)
     assert ids and all(identifier.startswith("privacy-utility-") for identifier in ids)
+    figure = 4 if 'aria-label="slices"' in step7["html"] else 3  # numbered after the slice chart when it exists
+    assert f"Figure {figure}. Privacy/utility trade-off" in _text(section)
     points = build_defense_section(step7["result"].defenses).points
     assert privacy_utility_chart(points=points) == privacy_utility_chart(points=points)
     assert [(p.test_accuracy, p.auc, tuple(p.auc_ci)) for p in points] == [
