@@ -25,11 +25,13 @@ import numpy as np
 
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.defenses.base import DefenseVariant, TrainingPlan
+from mia_audit.defenses.choice import ACCEPTABLE_UTILITY_DROP, best_tradeoff
 from mia_audit.defenses.graph_module import DeployedVariant, GraphClassifier, export_onnx, predict_logits
 from mia_audit.defenses.trainer import TrainRecipe, make_training_data, train_with_plan
 from mia_audit.errors import InputError
 from mia_audit.measure import attack_result, select_worst_case
 from mia_audit.results import AttackResult, DefenseApplied, DefenseComparison, DefenseRow
+from mia_audit.shadows.torch_trainer import torch_threads
 from mia_audit.signals import compute_signals
 
 __all__ = ["DefenseStepResult", "DefenseSetup", "run_defense_step", "split_nonmembers", "pareto_front"]
@@ -175,9 +177,23 @@ def _train(setup: DefenseSetup, sets: _Sets, plan: TrainingPlan, *, x, y, seed: 
         validation=None if sets.holdout_x is None else (sets.holdout_x, sets.holdout_y),
         reference=sets.holdout_x,
     )
-    return train_with_plan(
-        make_module=lambda: GraphClassifier(setup.graph, seed=seed), data=data, plan=plan, recipe=setup.recipe, seed=seed
-    )
+    with torch_threads(_threads(setup)):
+        return train_with_plan(
+            make_module=lambda: GraphClassifier(setup.graph, seed=seed), data=data, plan=plan, recipe=setup.recipe,
+            seed=seed,
+        )
+
+
+def _threads(setup: DefenseSetup) -> int | None:
+    """One torch thread for small models, as for the shadows of step 5 (see SINGLE_THREAD_FLOPS): on a busy
+    machine the threads' synchronisation made each training step of the sample's MLP many times slower."""
+    import torch
+
+    from mia_audit.shadows.torch_trainer import SINGLE_THREAD_FLOPS, forward_flops
+
+    record = torch.as_tensor(np.asarray(setup.member_x[:1])).to(setup.graph.input_dtype)
+    flops = 3.0 * forward_flops(graph=setup.graph, record=record) * setup.recipe.batch_size
+    return 1 if flops < SINGLE_THREAD_FLOPS else None
 
 
 def _attack(
@@ -422,11 +438,10 @@ def _finish(rows: list[DefenseRow]) -> None:
 def _recommend(rows: list[DefenseRow]) -> str:
     reference = next((r for r in rows if r.role == "retrained_baseline"), None)
     variants = [r for r in rows if r.role == "variant" and r.status == "done" and r.pareto_optimal]
-    if reference is None or not variants:
+    best = best_tradeoff(rows=rows)
+    if reference is None or best is None:
         return "No defended variant could be compared with a retrained baseline."
-    acceptable = [r for r in variants if (r.utility_drop or 0) <= 0.02]
-    pool = acceptable or variants
-    best = min(pool, key=lambda r: (r.worst_auc, -(r.test_accuracy or 0)))
+    acceptable = [r for r in variants if (r.utility_drop or 0) <= ACCEPTABLE_UTILITY_DROP]
     if best.worst_auc >= reference.worst_auc:
         return (
             f"No measured defense lowered the worst-case AUC below the retrained baseline's {reference.worst_auc:.3f} "

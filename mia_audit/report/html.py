@@ -6,6 +6,7 @@ import jinja2
 from markupsafe import Markup
 
 from mia_audit.report.charts import histogram_chart, roc_chart, slice_auc_chart
+from mia_audit.report.defense_chart import privacy_utility_chart
 from mia_audit.report.templates import MAIN_TEMPLATE, STYLESHEET, templates_dir
 from mia_audit.report.slice_view import CHART_LIMIT, top_slices
 from mia_audit.report.view import FILTERS, ReportView
@@ -42,6 +43,8 @@ def charts_for(view: ReportView) -> dict[str, Markup]:
             worst=worst.name if worst else None,
             name="slices",
         ))
+    if view.defenses is not None and view.defenses.points:
+        charts["privacy-utility"] = Markup(privacy_utility_chart(points=view.defenses.points, name="privacy-utility"))
     return charts
 
 

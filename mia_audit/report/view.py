@@ -3,9 +3,9 @@
 The template only lays out; every number is formatted here, from results.json values, with one set of
 formatters (3 decimals for AUC, advantage and accuracies; percentages with 2 decimals for TPR). Results
 fields added by later issues are read when present: `slices`, `slice_summary` and `subjects` through
-`mia_audit.report.slice_view` (section 7 and the "worst slice" line), `verdict` as the policy section, and
-fields the report does not know yet (`defenses`) as generic tables; absent, their sections say they were
-not run.
+`mia_audit.report.slice_view` (section 7 and the "worst slice" line), `defenses` (step 7) through
+`mia_audit.report.defense_view` (section 8 and the executive-summary line), `verdict` as the policy
+section; absent, their sections say they were not run.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ class ReportView:
     optional_raw: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, str] = field(default_factory=dict)
     slices: Any = None  # mia_audit.report.slice_view.SliceSection (section 7)
+    defenses: Any = None  # mia_audit.report.defense_view.DefenseSection when step 7 ran
 
 
 def report_id(*, results_json: bytes, context_yaml: bytes | None) -> str:
@@ -592,7 +593,14 @@ def build_view(
         optional={name: generic_table(value) for name, value in optional_raw.items()},
         optional_raw=optional_raw,
         slices=build_slice_section(result),
+        defenses=_defense_section(result),
     )
+
+
+def _defense_section(result: AuditResult):
+    from mia_audit.report.defense_view import build_defense_section  # it formats with this module's helpers
+
+    return build_defense_section(result.defenses)
 
 
 __all__ = ["FILTERS", "ReportView", "build_view", "report_id"]
