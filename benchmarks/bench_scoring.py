@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mia_audit.models import load_model, normalize_outputs
-from mia_audit.signals import compute_signals
+from mia_audit.data.signals import compute_signals
 from mia_audit.workflow import resolve_batch_size
 
 ROOT = Path(__file__).resolve().parents[1]

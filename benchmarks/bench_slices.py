@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mia_audit.config import ManifestOptions, RunConfig  # noqa: E402
-from mia_audit.slice_spec import SlicingSpec  # noqa: E402
-from mia_audit.slices import build_slices, evaluate_slices  # noqa: E402
+from mia_audit.slices.spec import SlicingSpec  # noqa: E402
+from mia_audit.slices.evaluate import build_slices, evaluate_slices  # noqa: E402
 from mia_audit.workflow import run_audit  # noqa: E402
 
 N_FEATURES = 20
@@ -130,9 +130,9 @@ def main() -> None:
         assert result.slice_summary.n_tested + result.slice_summary.n_insufficient * n_attacks == n_slices * n_attacks
 
         # The slice step alone, on the scores of the last run (rebuild inputs outside the timer).
-        from mia_audit.manifest import read_manifest
+        from mia_audit.data.manifest import read_manifest
         from mia_audit.models import load_model, normalize_outputs
-        from mia_audit.signals import compute_signals
+        from mia_audit.data.signals import compute_signals
 
         spec = variants["slices"].slicing
         members = read_manifest(path=tmp / "members.csv", options=variants["slices"].manifest)

@@ -30,8 +30,8 @@ from mia_audit.config import (
 )
 from mia_audit.errors import InputError
 from mia_audit.results import SCHEMA_VERSION, AuditResult
-from mia_audit.slice_spec import SlicingSpec, parse_intersections
-from mia_audit.verdict import Verdict
+from mia_audit.slices.spec import SlicingSpec, parse_intersections
+from mia_audit.gate.verdict import Verdict
 
 app = typer.Typer(
     name="mia-audit",
@@ -223,8 +223,8 @@ def verdict_table(verdict: Verdict) -> Table:
     """One row per rule; free text (paths, reasons, waivers) is escaped so it is never read as markup."""
     from rich.markup import escape
 
-    from mia_audit.ci_artifacts import threshold_text, value_text, waiver_text
-    from mia_audit.metric_catalog import METRICS
+    from mia_audit.gate.ci_artifacts import threshold_text, value_text, waiver_text
+    from mia_audit.gate.metric_catalog import METRICS
 
     style = _OUTCOME_STYLES[verdict.verdict]
     table = Table(title=f"Policy gate — [{style}]{verdict.verdict.upper()}[/] ({escape(verdict.policy)})",
@@ -249,7 +249,7 @@ def _check_junit_path(junit: Path | None) -> None:
 
 def _write_gate_artifacts(*, verdict: Verdict, result: AuditResult, junit: Path | None) -> None:
     """JUnit XML when asked for, and the Markdown summary when $GITHUB_STEP_SUMMARY is set."""
-    from mia_audit.ci_artifacts import append_step_summary, junit_xml, step_summary_markdown
+    from mia_audit.gate.ci_artifacts import append_step_summary, junit_xml, step_summary_markdown
 
     if junit is not None:
         write_atomically(path=junit, text=junit_xml(verdict=verdict, result=result))
@@ -427,7 +427,7 @@ def run(
             intersections = parse_intersections(slice_intersections)
         except ValueError as error:
             raise InputError(f"--slice-intersections: {error}") from None
-        from mia_audit.gate import gate_input, prepare_gate
+        from mia_audit.gate.judge import gate_input, prepare_gate
 
         _check_junit_path(junit)
         gate = prepare_gate(policy_path=policy, baseline_path=baseline)  # a bad policy stops before the audit
@@ -498,7 +498,7 @@ def run(
         )
         restricted = None
         if export_record_scores:
-            from mia_audit.export import RESTRICTED_FILE_NAME, record_scores_csv
+            from mia_audit.files.export import RESTRICTED_FILE_NAME, record_scores_csv
 
             restricted = (RESTRICTED_FILE_NAME, record_scores_csv(run=audit).encode("utf-8"))
         # Everything is rendered in memory first: a failure above leaves nothing half-written.
@@ -557,7 +557,7 @@ def check(
 ) -> None:
     """Judge an existing results.json against a policy without re-running the audit (RESULTS is not modified)."""
     try:
-        from mia_audit.gate import prepare_gate, read_results
+        from mia_audit.gate.judge import prepare_gate, read_results
 
         _check_junit_path(junit)
         gate = prepare_gate(policy_path=policy, baseline_path=baseline)
@@ -587,7 +587,7 @@ def policy_init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter policy (the default policy, plus examples of every rule type)."""
-    from mia_audit.policy_starter import STARTER_POLICY
+    from mia_audit.gate.starter import STARTER_POLICY
 
     if str(path) == "-":
         sys.stdout.write(STARTER_POLICY)
@@ -606,8 +606,8 @@ def policy_validate(
     path: Annotated[Path, typer.Argument(help="The policy file to check.", show_default=False)],
 ) -> None:
     """Check a policy file; every problem is reported with its line and field (exit code 2)."""
-    from mia_audit.gate import evaluation_date
-    from mia_audit.policy import PolicyError, load_policy
+    from mia_audit.gate.judge import evaluation_date
+    from mia_audit.gate.policy import PolicyError, load_policy
 
     try:
         loaded = load_policy(path=path)

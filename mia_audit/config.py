@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mia_audit.slice_spec import SlicingSpec
+from mia_audit.slices.spec import SlicingSpec
 
 Exposure = Literal["scores", "labels"]
 OutputKindOption = Literal["auto", "logits", "probabilities"]
@@ -89,7 +89,7 @@ class RunConfig(BaseModel):
     formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
     context_path: Path | None = None
     export_record_scores: bool = False
-    slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slice_spec
+    slicing: SlicingSpec = SlicingSpec()  # slices and subpopulations (step 6); see mia_audit.slices.spec
     shadow: ShadowOptions = ShadowOptions()
     defense: DefenseOptions = DefenseOptions()
 

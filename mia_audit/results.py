@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mia_audit.verdict import Verdict
+from mia_audit.gate.verdict import Verdict
 
 SCHEMA_VERSION = "1.0"
 
@@ -217,7 +217,7 @@ class SubpopulationResult(_Model):
     """Subpopulation attack on one slice: a threshold calibrated on the slice vs the global threshold.
 
     Both thresholds aim at FPR = `fpr` and are fitted and evaluated by 2-fold cross-fitting
-    (see `mia_audit.subpopulation`): every number here is measured on records the threshold was NOT fitted
+    (see `mia_audit.slices.subpopulation`): every number here is measured on records the threshold was NOT fitted
     on. `raises_tpr` is True when the per-slice threshold finds more of the slice's members
     (`tpr_slice > tpr_global`) while its held-out FPR stays within the 97.5% binomial quantile of `fpr`,
     and each fold holds at least 10/`fpr` of the slice's non-members (`flag` = "ok"); otherwise the numbers
@@ -239,7 +239,7 @@ class SliceResult(_Model):
     with `flag = "insufficient_evidence"`, their counts and accuracies only, and are neither tested nor
     ranked. AUC CI: DeLong; TPR@FPR CI: threshold band (Clopper–Pearson at both ends); p-values: one-sided
     Mann–Whitney of "slice AUC > 0.5", Benjamini–Hochberg-adjusted over every slice × attack tested
-    (see `mia_audit.slice_metrics`). `rank` 1 = the highest lower CI bound of the AUC.
+    (see `mia_audit.stats.level_counts`). `rank` 1 = the highest lower CI bound of the AUC.
     """
 
     name: str = Field(description="'<spec>=<value>', e.g. 'sex=F', 'true_class=3', 'sex*age_band=F & [18, 35)'")

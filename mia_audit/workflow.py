@@ -18,10 +18,10 @@ from mia_audit import __version__
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.config import RunConfig
 from mia_audit.defenses import parse_defenses
-from mia_audit.distributions import signal_distributions
+from mia_audit.evaluation.distributions import signal_distributions
 from mia_audit.environment import describe_environment
 from mia_audit.errors import InputError
-from mia_audit.manifest import (
+from mia_audit.data.manifest import (
     AuditSet,
     check_same_layout,
     encode_labels,
@@ -29,7 +29,7 @@ from mia_audit.manifest import (
     read_manifest,
     sha256_of,
 )
-from mia_audit.measure import attack_result, select_worst_case
+from mia_audit.evaluation.measure import attack_result, select_worst_case
 from mia_audit.models import ModelAdapter, load_model, normalize_outputs
 from mia_audit.results import (
     AuditResult,
@@ -42,9 +42,9 @@ from mia_audit.results import (
 )
 from mia_audit.shadows.recipe import load_recipe
 from mia_audit.shadows.step import Population, is_shadow_attack, run_shadow_step
-from mia_audit.signals import Signals, compute_signals, log_probabilities
-from mia_audit.slices import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
-from mia_audit.subjects import audit_subjects, check_subjects
+from mia_audit.data.signals import Signals, compute_signals, log_probabilities
+from mia_audit.slices.evaluate import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
+from mia_audit.slices.subjects import audit_subjects, check_subjects
 
 STEP_NAMES = {
     1: "Audit sets",
@@ -590,7 +590,7 @@ def _measure_groups(
     results: list,
     sink: ProgressSink,
 ) -> tuple[SliceEvaluation | None, SubjectAudit | None]:
-    """Step 6 on subpopulations: slices × attacks (mia_audit.slices) and data subjects (mia_audit.subjects)."""
+    """Step 6 on subpopulations: slices × attacks (mia_audit.slices.evaluate) and data subjects (mia_audit.slices.subjects)."""
     evaluation = None
     if config.slicing.enabled and scores:
         sink.begin("Measuring slices")

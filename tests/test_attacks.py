@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import norm
 
 from mia_audit.attacks import AttackContext, registered_attacks
-from mia_audit.signals import compute_signals
+from mia_audit.data.signals import compute_signals
 
 
 def _context(*, member_x, nonmember_x, member_y, nonmember_y, oracle, seed=0, queries=400, noise_scale=0.5):

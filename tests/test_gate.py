@@ -13,8 +13,8 @@ from datetime import date
 import pytest
 
 from mia_audit.errors import InputError
-from mia_audit.gate import evaluate, evaluation_date, load_baseline, read_results
-from mia_audit.policy import LoadedPolicy, parse_policy
+from mia_audit.gate.judge import evaluate, evaluation_date, load_baseline, read_results
+from mia_audit.gate.policy import LoadedPolicy, parse_policy
 from mia_audit.results import AuditResult
 from tests.gate_support import attacks_by_name, hand_written_slices, sample_run, with_nonmembers, write_json
 

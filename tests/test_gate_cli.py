@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 import pytest
 from typer.testing import CliRunner
 
-import mia_audit.gate
+import mia_audit.gate.judge
 from mia_audit.cli import app
-from mia_audit.policy import default_policy
+from mia_audit.gate.policy import default_policy
 from tests.gate_support import CLEAN_ENV, attacks_by_name, sample_run, with_nonmembers, write_json, write_policy
 
 runner = CliRunner()
@@ -110,7 +110,7 @@ def test_check_exit_code_4_on_internal_error(sample, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated defect")
 
-    monkeypatch.setattr(mia_audit.gate, "evaluate", broken)
+    monkeypatch.setattr(mia_audit.gate.judge, "evaluate", broken)
     result = check(path)
     assert result.exit_code == 4
     assert "internal error: RuntimeError: simulated defect" in result.stderr and "Traceback" not in result.stderr
@@ -165,7 +165,7 @@ def test_run_exit_4_on_an_internal_error(small_audit, monkeypatch):
     def broken(self, *, current):
         raise RuntimeError("simulated defect")
 
-    monkeypatch.setattr(mia_audit.gate.GateSetup, "judge", broken)
+    monkeypatch.setattr(mia_audit.gate.judge.GateSetup, "judge", broken)
     result, out = run_small(small_audit)
     assert result.exit_code == 4 and "simulated defect" in result.stderr
     assert not (out / "results.json").exists()
@@ -270,7 +270,7 @@ def test_junit_has_one_test_case_per_rule_mapped_to_the_outcome(tmp_path, sample
     path = tmp_path / "no-slices.json"
     path.write_text(json.dumps({k: v for k, v in document.items() if k != "slices"}))
     # `lira_online` is not implemented in this version; let the schema accept it as a known attack name.
-    monkeypatch.setattr("mia_audit.policy._known_attacks", lambda: {"loss", "lira_online"})
+    monkeypatch.setattr("mia_audit.gate.policy._known_attacks", lambda: {"loss", "lira_online"})
     policy = write_policy(tmp_path / "mixed.yaml", MIXED)
     junit = tmp_path / "reports" / "junit.xml"
     result = check(path, "--policy", policy, "--junit", junit)
@@ -333,7 +333,7 @@ def test_free_text_in_the_verdict_table_is_not_read_as_markup(tmp_path, sample):
     from rich.console import Console
 
     from mia_audit.cli import verdict_table
-    from mia_audit.verdict import Verdict
+    from mia_audit.gate.verdict import Verdict
 
     _, path, _ = sample
     policy = write_policy(tmp_path / "[red]policy.yaml", """

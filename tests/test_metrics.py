@@ -1,4 +1,4 @@
-"""Tests for mia_audit.metrics against independent ground truth.
+"""Tests for mia_audit.stats.metrics against independent ground truth.
 
 Ground truth comes from published test vectors (REFERENCES.md), scikit-learn and scipy as independent
 implementations, closed-form results, and brute-force re-computation written out here. No test compares
@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from mia_audit import metrics as M
+from mia_audit.stats import metrics as M
 
 # --------------------------------------------------------------------------------------------------
 # Golden vectors (REFERENCES.md)

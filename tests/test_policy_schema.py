@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mia_audit.cli import app
-from mia_audit.policy import PolicyError, default_policy, parse_policy
-from mia_audit.policy_starter import EXAMPLE_POLICY, STARTER_POLICY
+from mia_audit.gate.policy import PolicyError, default_policy, parse_policy
+from mia_audit.gate.starter import EXAMPLE_POLICY, STARTER_POLICY
 from tests.gate_support import CLEAN_ENV, write_policy
 
 runner = CliRunner()

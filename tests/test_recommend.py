@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mia_audit.context import ReportContext
-from mia_audit.findings import assess_leakage, beats_chance
-from mia_audit.recommend import LARGE_GAP, MATERIAL_ADVANTAGE, recommend, registered_rules
+from mia_audit.recommend.findings import assess_leakage, beats_chance
+from mia_audit.recommend.rules import LARGE_GAP, MATERIAL_ADVANTAGE, recommend, registered_rules
 
 
 @pytest.fixture(scope="module")

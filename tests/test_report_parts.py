@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mia_audit.context import load_context
-from mia_audit.distributions import LOSS_EDGES, PROBABILITY_EDGES, fixed_bin_counts
+from mia_audit.evaluation.distributions import LOSS_EDGES, PROBABILITY_EDGES, fixed_bin_counts
 from mia_audit.errors import InputError
 from mia_audit.report import ReportInputs, render_documents
 from mia_audit.report.charts import histogram_chart, roc_chart
@@ -117,7 +117,7 @@ def test_optional_sections_render_real_data_when_present(result):
     assert plain.count("Not run in this audit.") == 3
     assert "No policy was applied" in plain
 
-    from mia_audit.verdict import RuleResult, Verdict
+    from mia_audit.gate.verdict import RuleResult, Verdict
 
     later = result.model_copy(update={"verdict": Verdict(
         verdict="fail", exit_code=1, summary="1 of 1 rules failed.", policy="policy file p.yaml",

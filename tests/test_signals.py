@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from mia_audit.signals import compute_signals
+from mia_audit.data.signals import compute_signals
 
 
 def test_tf_privacy_data_structures_cross_entropy():

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from mia_audit.metrics import bootstrap_ci, clopper_pearson, roc_curve, tpr_at_fpr
-from mia_audit.slice_metrics import (
+from mia_audit.stats.metrics import bootstrap_ci, clopper_pearson, roc_curve, tpr_at_fpr
+from mia_audit.stats.level_counts import (
     LevelCounts,
     advantage_from_counts,
     auc_from_counts,

@@ -11,11 +11,11 @@ from sklearn.metrics import roc_auc_score
 
 from mia_audit.attacks import AttackScores
 from mia_audit.errors import InputError
-from mia_audit.manifest import AuditSet
-from mia_audit.signals import compute_signals
-from mia_audit.slice_spec import SlicingSpec, parse_intersections
-from mia_audit.slices import Slice, build_slices, evaluate_slices, validate_slicing
-from mia_audit.subpopulation import Folds, subpopulation_attack
+from mia_audit.data.manifest import AuditSet
+from mia_audit.data.signals import compute_signals
+from mia_audit.slices.spec import SlicingSpec, parse_intersections
+from mia_audit.slices.evaluate import Slice, build_slices, evaluate_slices, validate_slicing
+from mia_audit.slices.subpopulation import Folds, subpopulation_attack
 
 
 def _audit_set(*, n: int, seed: int, name: str) -> AuditSet:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from mia_audit.signals import Signals
+from mia_audit.data.signals import Signals
 
 if TYPE_CHECKING:
     from mia_audit.shadows.evidence import ShadowEvidence

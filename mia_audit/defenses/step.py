@@ -29,10 +29,10 @@ from mia_audit.defenses.choice import ACCEPTABLE_UTILITY_DROP, best_tradeoff
 from mia_audit.defenses.graph_module import DeployedVariant, GraphClassifier, export_onnx, predict_logits
 from mia_audit.defenses.trainer import TrainRecipe, make_training_data, train_with_plan
 from mia_audit.errors import InputError
-from mia_audit.measure import attack_result, select_worst_case
+from mia_audit.evaluation.measure import attack_result, select_worst_case
 from mia_audit.results import AttackResult, DefenseApplied, DefenseComparison, DefenseRow
 from mia_audit.shadows.torch_trainer import torch_threads
-from mia_audit.signals import compute_signals
+from mia_audit.data.signals import compute_signals
 
 __all__ = ["DefenseStepResult", "DefenseSetup", "run_defense_step", "split_nonmembers", "pareto_front"]
 

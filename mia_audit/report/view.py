@@ -19,8 +19,8 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel
 
 from mia_audit.context import SCOPE_FIELDS, ReportContext
-from mia_audit.findings import assess_leakage, attack_by_name
-from mia_audit.recommend import Recommendation, recommend
+from mia_audit.recommend.findings import assess_leakage, attack_by_name
+from mia_audit.recommend.rules import Recommendation, recommend
 from mia_audit.results import AttackResult, AuditResult, TprAtFpr
 
 FPR_LEVELS = ("0.001", "0.01", "0.1")

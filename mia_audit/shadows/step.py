@@ -16,13 +16,13 @@ import numpy as np
 
 from mia_audit.attacks import AttackContext, AttackScores, registered_attacks
 from mia_audit.config import RunConfig
-from mia_audit.manifest import AuditSet
+from mia_audit.data.manifest import AuditSet
 from mia_audit.models import normalize_outputs
 from mia_audit.results import FileRef, ShadowModels
 from mia_audit.shadows.evidence import ShadowEvidence
 from mia_audit.shadows.keep import keep_mask
 from mia_audit.shadows.recipe import ShadowRecipe
-from mia_audit.signals import Signals, compute_signals
+from mia_audit.data.signals import Signals, compute_signals
 
 __all__ = ["MIN_SHADOW_MODELS", "ShadowStepResult", "is_shadow_attack", "run_shadow_step"]
 

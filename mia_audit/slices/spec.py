@@ -1,7 +1,7 @@
 """The declarative slicing spec: which subpopulations the audit measures separately (DESIGN §2 step 6).
 
 Kept free of numpy/scipy so the CLI can build a `RunConfig` before the heavy imports. The evaluation lives
-in `mia_audit.slices`.
+in `mia_audit.slices.evaluate`.
 
 Dimensions (each cuts the records into disjoint slices):
 

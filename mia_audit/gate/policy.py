@@ -21,9 +21,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mia_audit.errors import InputError
-from mia_audit.metric_catalog import METRICS, MetricSpec
-from mia_audit.policy_starter import STARTER_POLICY
-from mia_audit.yaml_source import YamlSource, YamlSourceError, format_location, parse_yaml
+from mia_audit.gate.metric_catalog import METRICS, MetricSpec
+from mia_audit.gate.starter import STARTER_POLICY
+from mia_audit.files.yaml_source import YamlSource, YamlSourceError, format_location, parse_yaml
 
 MetricName = Literal[
     "auc",

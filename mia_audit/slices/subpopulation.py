@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from mia_audit.metrics import evidence_flag
-from mia_audit.slice_metrics import max_false_positives
+from mia_audit.stats.metrics import evidence_flag
+from mia_audit.stats.level_counts import max_false_positives
 
 
 @dataclass(frozen=True)

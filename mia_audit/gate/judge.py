@@ -28,8 +28,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from mia_audit.errors import InputError
-from mia_audit.metric_catalog import METRICS, MetricSpec
-from mia_audit.policy import (
+from mia_audit.gate.metric_catalog import METRICS, MetricSpec
+from mia_audit.gate.policy import (
     SLICE_ANY,
     LoadedPolicy,
     Policy,
@@ -41,8 +41,8 @@ from mia_audit.policy import (
     slice_matches,
 )
 from mia_audit.results import AuditResult
-from mia_audit.verdict import EXIT_CODES, RuleResult, Verdict, WaiverStatus
-from mia_audit.yaml_source import format_location
+from mia_audit.gate.verdict import EXIT_CODES, RuleResult, Verdict, WaiverStatus
+from mia_audit.files.yaml_source import format_location
 
 SEVERITY = {"skipped": 0, "pass": 1, "warn": 2, "inconclusive": 3, "fail": 4}
 ROUNDING = 1e-12  # a judged number "exceeds" a threshold only beyond floating-point noise

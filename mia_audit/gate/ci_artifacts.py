@@ -22,9 +22,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from mia_audit.metric_catalog import METRICS
+from mia_audit.gate.metric_catalog import METRICS
 from mia_audit.results import AuditResult
-from mia_audit.verdict import RuleResult, Verdict
+from mia_audit.gate.verdict import RuleResult, Verdict
 
 _MARKS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive",
           "skipped": "⏭️ skipped"}

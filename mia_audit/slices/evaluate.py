@@ -1,7 +1,7 @@
 """Slice-level leakage: the same attacks measured on subpopulations (DESIGN §2 step 6; seeds/001 step 6).
 
 An average AUC of 0.55 can hide a class or a demographic group at 0.8. This module cuts the audit records
-into slices by the declarative `SlicingSpec` (see `mia_audit.slice_spec` for the dimensions), evaluates every
+into slices by the declarative `SlicingSpec` (see `mia_audit.slices.spec` for the dimensions), evaluates every
 attack present in the run's per-record scores on every slice — metric, label-only and, when present,
 shadow/reference attacks alike, since all arrive as `AttackScores` — and summarises the disparity.
 
@@ -14,7 +14,7 @@ Evidence rules:
   with a lucky AUC does not outrank a large, clearly leaking one.
 
 Cost: each attack's scores are mapped once to distinct levels (one sort); a slice × attack is then a few
-bincounts over those levels plus O(levels) arithmetic (`mia_audit.slice_metrics`), with analytic intervals
+bincounts over those levels plus O(levels) arithmetic (`mia_audit.stats.level_counts`), with analytic intervals
 instead of a per-slice bootstrap. benchmarks/bench_slices.py measures the overhead.
 
 Privacy: slice values are category labels and quantile edges (aggregates); outer bins are open-ended so no
@@ -30,9 +30,9 @@ import numpy as np
 
 from mia_audit.attacks import AttackScores
 from mia_audit.errors import InputError
-from mia_audit.manifest import AuditSet
-from mia_audit.measure import fpr_key
-from mia_audit.metrics import FPR_LEVELS
+from mia_audit.data.manifest import AuditSet
+from mia_audit.evaluation.measure import fpr_key
+from mia_audit.stats.metrics import FPR_LEVELS
 from mia_audit.results import (
     AttackResult,
     ExposedSlice,
@@ -43,10 +43,10 @@ from mia_audit.results import (
     TprAtFpr,
     WorstSlice,
 )
-from mia_audit.signals import Signals
-from mia_audit.slice_metrics import LevelCounts, SliceStatistics, benjamini_hochberg, slice_statistics
-from mia_audit.slice_spec import BUILTIN_DIMENSIONS, MAX_CATEGORIES, SlicingSpec, parse_intersections
-from mia_audit.subpopulation import Folds, fit_threshold_level, global_threshold_levels, subpopulation_attack
+from mia_audit.data.signals import Signals
+from mia_audit.stats.level_counts import LevelCounts, SliceStatistics, benjamini_hochberg, slice_statistics
+from mia_audit.slices.spec import BUILTIN_DIMENSIONS, MAX_CATEGORIES, SlicingSpec, parse_intersections
+from mia_audit.slices.subpopulation import Folds, fit_threshold_level, global_threshold_levels, subpopulation_attack
 
 __all__ = [
     "Dimension",
@@ -75,7 +75,7 @@ METHODS = {
         "output (correctness, loss percentile) are ranked but not chosen, because their within-slice AUC "
         "partly reflects the selection on the attack signal itself"
     ),
-    "subpopulation": "2-fold cross-fitted per-slice threshold vs global threshold at the same FPR (see mia_audit.subpopulation)",
+    "subpopulation": "2-fold cross-fitted per-slice threshold vs global threshold at the same FPR (see mia_audit.slices.subpopulation)",
     "members_singled_out": "members above the slice's own 0.1%-FPR threshold, distinct members across the worst slices",
 }
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from mia_audit.metrics import FPR_LEVELS, evidence_flag
+from mia_audit.stats.metrics import FPR_LEVELS, evidence_flag
 
 __all__ = [
     "LevelCounts",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.results import Histogram
-from mia_audit.signals import Signals
+from mia_audit.data.signals import Signals
 
 # 20 equal bins on [0, 1], as in Li et al.'s Figure 7.
 PROBABILITY_EDGES: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 21), 10).tolist())

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mia_audit.context import ReportContext
 from mia_audit.defenses.choice import ACCEPTABLE_UTILITY_DROP, best_tradeoff
-from mia_audit.findings import assess_leakage, attack_by_name, fmt_ci, strongest, uses_scores
+from mia_audit.recommend.findings import assess_leakage, attack_by_name, fmt_ci, strongest, uses_scores
 from mia_audit.results import AuditResult
 
 # Thresholds, stated in the report next to each recommendation they trigger.

@@ -4,7 +4,7 @@ Record-level membership understates the risk to people who contribute several re
 visits, users with many sessions): each record may leak a little, together they may leak a lot (user-level
 inference, seeds/001 and Li et al. on user-level attacks). Here every attack's per-record scores (oriented
 higher = member) are aggregated per subject and the attack is evaluated over subjects, with exactly the
-record-level metrics, bootstrap CIs and evidence flags (`mia_audit.measure.attack_result`):
+record-level metrics, bootstrap CIs and evidence flags (`mia_audit.evaluation.measure.attack_result`):
 
 - **mean**: the subject's average record score — the evidence of all their records together;
 - **max**: the subject's highest record score — their single most exposed record (an attacker needs one hit).
@@ -23,8 +23,8 @@ import numpy as np
 
 from mia_audit.attacks import AttackScores, registered_attacks
 from mia_audit.errors import InputError
-from mia_audit.manifest import AuditSet
-from mia_audit.measure import attack_result, select_worst_case
+from mia_audit.data.manifest import AuditSet
+from mia_audit.evaluation.measure import attack_result, select_worst_case
 from mia_audit.results import SubjectAttackResult, SubjectAudit
 
 AGGREGATIONS = {

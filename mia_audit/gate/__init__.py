@@ -1,0 +1,1 @@
+"""The release gate: policy files, the verdict, the metric catalogue, CI artifacts."""

@@ -1,0 +1,1 @@
+"""Mitigation recommendations from an AuditResult and what it shows."""

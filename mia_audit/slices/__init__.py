@@ -1,0 +1,1 @@
+"""Slices, subpopulations and data subjects: the same attacks measured on groups of records (step 6)."""
