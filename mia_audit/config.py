@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mia_audit.slices.spec import SlicingSpec
 
@@ -17,6 +17,30 @@ OutputKindOption = Literal["auto", "logits", "probabilities"]
 OverlapPolicy = Literal["refuse", "drop", "allow"]
 OutputFormat = Literal["json", "html", "pdf"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "html", "pdf")
+
+
+#: LiRA needs at least two shadows trained with and two without each record to estimate a spread.
+MIN_SHADOW_MODELS = 4
+
+
+def _shadow_count(value: int, *, option: str) -> int:
+    if 0 < value < MIN_SHADOW_MODELS:
+        raise ValueError(
+            f"{option} {value}: use 0 (off) or at least {MIN_SHADOW_MODELS} (LiRA needs two shadows trained with "
+            "and two without each record)"
+        )
+    return value
+
+
+def config_error_line(error: Exception) -> str:
+    """One line for a pydantic validation error of the run configuration (the CLI's exit-2 message)."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        message = str(first.get("msg", error)).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return message if message.startswith("--") else f"{where}: {message}"
+    return str(error)
 
 
 class ManifestOptions(BaseModel):
@@ -45,11 +69,16 @@ class ShadowOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_models: int = Field(default=16, ge=0, le=1024)  # 0 = off; otherwise at least 4
+    n_models: int = Field(default=16, ge=0, le=1024)  # 0 = off; otherwise at least MIN_SHADOW_MODELS
     population_path: Path | None = None
     recipe_path: Path | None = None
     cache_dir: Path | None = None  # None = $MIA_AUDIT_CACHE_DIR, $XDG_CACHE_HOME/mia-audit or ~/.cache/mia-audit
     use_cache: bool = True
+
+    @field_validator("n_models")
+    @classmethod
+    def _enough_shadows(cls, value: int) -> int:
+        return _shadow_count(value, option="--shadow-models")
 
 
 class DefenseOptions(BaseModel):

@@ -7,6 +7,7 @@ from scipy.stats import norm
 
 from mia_audit.attacks import AttackContext, registered_attacks
 from mia_audit.data.signals import compute_signals
+from mia_audit.seeds import SeedStreams
 
 
 def _context(*, member_x, nonmember_x, member_y, nonmember_y, oracle, seed=0, queries=400, noise_scale=0.5):
@@ -20,7 +21,7 @@ def _context(*, member_x, nonmember_x, member_y, nonmember_y, oracle, seed=0, qu
         member_features=member_x,
         nonmember_features=nonmember_x,
         capabilities=frozenset({"labels", "scores", "queries"}),
-        seed=seed,
+        seeds=SeedStreams(run_seed=seed),
         predict_labels=lambda x: (oracle(x[:, 0]) > 0).astype(np.int64),
         options={"queries": queries, "noise_scale": noise_scale},
     )
@@ -45,7 +46,7 @@ def test_metric_attacks_are_oriented_member_high():
         member_features=np.zeros((1, 1)),
         nonmember_features=np.zeros((1, 1)),
         capabilities=frozenset({"labels", "scores"}),
-        seed=0,
+        seeds=SeedStreams(run_seed=0),
     )
     for name in ("top1_confidence", "true_label_probability", "loss", "entropy", "modified_entropy"):
         scores = registered_attacks()[name]().score(ctx)
@@ -90,6 +91,6 @@ def test_label_only_noise_is_seeded_and_spares_constant_features():
     assert np.all(np.concatenate(seen) == 5.0)  # zero spread → zero noise on that feature
     again = attack.score(ctx)
     np.testing.assert_array_equal(first.member_scores, again.member_scores)
-    other = attack.score(AttackContext(**{**ctx.__dict__, "seed": 1}))
+    other = attack.score(AttackContext(**{**ctx.__dict__, "seeds": SeedStreams(run_seed=1)}))
     assert not np.array_equal(np.r_[first.member_scores, first.nonmember_scores],
                               np.r_[other.member_scores, other.nonmember_scores])

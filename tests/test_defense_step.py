@@ -10,10 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.cli import app
 from mia_audit.defenses import TrainingPlan, parse_defenses
 from mia_audit.defenses.graph_module import DeployedVariant, GraphClassifier, export_onnx, with_dropout
-from mia_audit.defenses.step import pareto_front, split_nonmembers
+from mia_audit.defenses.comparison import pareto_front
+from mia_audit.defenses.protocol import split_nonmembers
 from mia_audit.defenses.trainer import TrainRecipe, make_training_data, train_with_plan
 from mia_audit.shadows.onnx_import import graph_from_onnx, load_onnx_proto
 from tests.conftest import write_rows
@@ -85,7 +87,7 @@ def test_top_k_masking_leaves_the_baseline_attack_untouched(step7):
     x, y = step7["x"], step7["y"]
     session = ort.InferenceSession(str(step7["model"]))
     predicted = session.run(None, {session.get_inputs()[0].name: x})[0].argmax(1)
-    attack_split = split_nonmembers(labels=y[160:], seed=0, parts=2)[1]
+    attack_split = split_nonmembers(labels=y[160:], rng=SeedStreams(run_seed=0).child("defenses").numpy("split"), parts=2)[1]
     gap = np.mean(predicted[:160] == y[:160]) - np.mean(predicted[160:][attack_split] == y[160:][attack_split])
     top_k = _rows(step7)["top_k(k=1)"]
     assert top_k["baseline_attack_advantage"] == pytest.approx(gap, abs=1e-12)
@@ -116,7 +118,7 @@ def test_export_reproduces_in_memory_predictions(tmp_path, step7):
     x, y = step7["x"], step7["y"]
     module, _ = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=1),
                                 data=make_training_data(x=x[:100], y=y[:100], n_classes=2),
-                                plan=parse_defenses("dropout:0.3")[0].plan(), recipe=TrainRecipe(epochs=3), seed=1)
+                                plan=parse_defenses("dropout:0.3")[0].plan(), recipe=TrainRecipe(epochs=3), seeds=SeedStreams(run_seed=1))
     deployed = DeployedVariant(module, output_steps=[("top_k", 1.0)]).eval()
     export_onnx(deployed, example=x, path=tmp_path / "v.onnx")
     session = ort.InferenceSession(str(tmp_path / "v.onnx"))
@@ -130,7 +132,7 @@ def test_export_reproduces_in_memory_predictions(tmp_path, step7):
 def test_dropout_goes_into_the_converted_graph_after_hidden_activations(step7):
     graph, _, _ = graph_from_onnx(proto=load_onnx_proto(step7["model"]), output_name="probabilities",
                                   output_kind="logits", n_outputs=2)
-    dropped, sites = with_dropout(graph, p=0.5)
+    dropped, sites = with_dropout(graph, p=0.5, generator=torch.Generator().manual_seed(0))
     assert len(sites) == 2 and all(site.startswith("after Relu") for site in sites)
     module = GraphClassifier(dropped, seed=0)
     x = torch.from_numpy(step7["x"][:50])
@@ -142,11 +144,11 @@ def test_dropout_goes_into_the_converted_graph_after_hidden_activations(step7):
 
 def test_split_is_stratified_disjoint_and_seeded():
     labels = np.repeat([0, 1, 2], [90, 60, 30])
-    parts = split_nonmembers(labels=labels, seed=3, parts=3)
+    parts = split_nonmembers(labels=labels, rng=np.random.default_rng(3), parts=3)
     assert sorted(np.concatenate(parts).tolist()) == list(range(180))
     for part in parts:
         assert np.bincount(labels[part], minlength=3).tolist() == [30, 20, 10]
-    again = split_nonmembers(labels=labels, seed=3, parts=3)
+    again = split_nonmembers(labels=labels, rng=np.random.default_rng(3), parts=3)
     assert all(np.array_equal(a, b) for a, b in zip(parts, again))
 
 
@@ -167,9 +169,9 @@ def test_dropout_changes_the_retrained_graph_model(tmp_path, step7):
     data = make_training_data(x=x, y=y, n_classes=2)
     recipe = TrainRecipe(epochs=5)
     plain, _ = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=2), data=data, plan=TrainingPlan(),
-                               recipe=recipe, seed=2)
+                               recipe=recipe, seeds=SeedStreams(run_seed=2))
     dropped, report = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=2), data=data,
-                                      plan=parse_defenses("dropout:0.5")[0].plan(), recipe=recipe, seed=2)
+                                      plan=parse_defenses("dropout:0.5")[0].plan(), recipe=recipe, seeds=SeedStreams(run_seed=2))
     assert len(report.dropout_sites) == 2
     with torch.no_grad():
         assert not torch.allclose(plain.eval()(torch.from_numpy(x)), dropped.eval()(torch.from_numpy(x)))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.defenses import TrainingPlan, parse_defenses, registered_defenses
 from mia_audit.defenses.losses import flattened_targets, mixup_batch, per_class_mmd, relaxloss_objective, smooth_targets
 from mia_audit.defenses.trainer import TrainRecipe, insert_dropout, make_training_data, train_with_plan
@@ -141,7 +142,7 @@ def test_dp_sgd_reports_the_opacus_accountant_epsilon():
     data = make_training_data(x=x, y=y, n_classes=3)
     plan = parse_defenses("dp_sgd:epsilon=2;delta=1e-5;max_grad_norm=1.0")[0].plan()
     recipe = TrainRecipe(epochs=3, batch_size=32, learning_rate=0.05, optimizer="sgd")
-    _, report = train_with_plan(make_module=_mlp, data=data, plan=plan, recipe=recipe, seed=0)
+    _, report = train_with_plan(make_module=_mlp, data=data, plan=plan, recipe=recipe, seeds=SeedStreams(run_seed=0))
     accountant = RDPAccountant()
     sample_rate = 32 / 128
     accountant.history = [(report.dp_noise_multiplier, sample_rate, int(3 / sample_rate))]
@@ -163,12 +164,12 @@ def test_pruning_zeroes_the_requested_fraction_and_early_stopping_stops():
     x, y = _data()
     data = make_training_data(x=x, y=y, n_classes=3, validation=_data(seed=1, n=60))
     recipe = TrainRecipe(epochs=8, batch_size=32)
-    module, report = train_with_plan(make_module=_mlp, data=data, plan=TrainingPlan(prune_fraction=0.6), recipe=recipe, seed=0)
+    module, report = train_with_plan(make_module=_mlp, data=data, plan=TrainingPlan(prune_fraction=0.6), recipe=recipe, seeds=SeedStreams(run_seed=0))
     assert report.pruned_fraction == pytest.approx(0.6, abs=0.01)
     noisy = make_training_data(x=_data(noisy=True)[0], y=_data(noisy=True)[1], n_classes=3,
                                validation=_data(seed=2, n=60, noisy=True))
     _, report = train_with_plan(make_module=_mlp, data=noisy, plan=TrainingPlan(early_stopping_patience=3),
-                                recipe=TrainRecipe(epochs=200, batch_size=16, learning_rate=1e-2), seed=0)
+                                recipe=TrainRecipe(epochs=200, batch_size=16, learning_rate=1e-2), seeds=SeedStreams(run_seed=0))
     assert report.epochs_run < 200
 
 
@@ -196,7 +197,7 @@ def test_distillation_student_learns_from_reference_only():
 
     data = make_training_data(x=x, y=y, n_classes=3, reference=reference)
     plan = parse_defenses("distillation:2")[0].plan()
-    student, report = train_with_plan(make_module=make, data=data, plan=plan, recipe=TrainRecipe(epochs=2), seed=0)
+    student, report = train_with_plan(make_module=make, data=data, plan=plan, recipe=TrainRecipe(epochs=2), seeds=SeedStreams(run_seed=0))
     teacher = modules[0]
     assert student is modules[1]
     student_rows = {tuple(r) for r in np.concatenate(student.training_inputs).round(5)}
@@ -211,6 +212,6 @@ def test_needs_are_checked():
     x, y = _data()
     data = make_training_data(x=x, y=y, n_classes=3)
     with pytest.raises(InputError, match="validation"):
-        train_with_plan(make_module=_mlp, data=data, plan=parse_defenses("mmd_mixup")[0].plan(), recipe=TrainRecipe(), seed=0)
+        train_with_plan(make_module=_mlp, data=data, plan=parse_defenses("mmd_mixup")[0].plan(), recipe=TrainRecipe(), seeds=SeedStreams(run_seed=0))
     with pytest.raises(InputError, match="mix-up"):
-        train_with_plan(make_module=_mlp, data=data, plan=parse_defenses("dp_sgd+mixup")[0].plan(), recipe=TrainRecipe(), seed=0)
+        train_with_plan(make_module=_mlp, data=data, plan=parse_defenses("dp_sgd+mixup")[0].plan(), recipe=TrainRecipe(), seeds=SeedStreams(run_seed=0))

@@ -49,7 +49,7 @@ def test_lira_against_scipy_on_random_matrices():
     """Online = scipy's log-density ratio with per-record medians and pooled σ; offline = the z-score."""
     rng = np.random.default_rng(3)
     stats = rng.normal(size=(30, 8)) * 2 + rng.normal(size=(30, 1))
-    keep = keep_mask(n_records=30, n_shadows=8, seed=1)
+    keep = keep_mask(n_records=30, n_shadows=8, rng=np.random.default_rng(1))
     target = rng.normal(size=30)
     mu_in = np.array([np.median(stats[i, keep[i]]) for i in range(30)])
     mu_out = np.array([np.median(stats[i, ~keep[i]]) for i in range(30)])
@@ -97,7 +97,7 @@ def test_mean_out_probability_and_a_calibration_use_shadows_only():
     keep = np.array([[True, False, True, False], [False, True, True, False]])
     np.testing.assert_allclose(mean_out_probability(probabilities=probs, keep=keep), [0.15, 0.5])
     rng = np.random.default_rng(0)
-    keep = keep_mask(n_records=200, n_shadows=8, seed=0)
+    keep = keep_mask(n_records=200, n_shadows=8, rng=np.random.default_rng(0))
     # shadows give high true-label probability to their own training records: a must be chosen in the grid
     true_probs = np.where(keep, 0.95, 0.6) + rng.normal(0, 0.02, keep.shape)
     a = calibrate_a(true_probs=np.clip(true_probs, 0.01, 1), keep=keep, z_index=np.arange(200))
@@ -106,10 +106,10 @@ def test_mean_out_probability_and_a_calibration_use_shadows_only():
 
 def test_keep_mask_every_record_in_for_half_the_shadows():
     for n, k in [(11, 4), (10, 16), (1797, 16), (7, 5)]:
-        keep = keep_mask(n_records=n, n_shadows=k, seed=3)
+        keep = keep_mask(n_records=n, n_shadows=k, rng=np.random.default_rng(3))
         assert keep.shape == (n, k) and keep.dtype == bool
         pairs = keep[:, : 2 * (k // 2)]
         assert np.all(pairs.sum(axis=1) == k // 2)  # exactly half of the paired shadows
         assert set(keep.sum(axis=0)) <= {n // 2, n - n // 2}  # every shadow trains on half the pool
-        np.testing.assert_array_equal(keep, keep_mask(n_records=n, n_shadows=k, seed=3))
-    assert not np.array_equal(keep_mask(n_records=50, n_shadows=4, seed=0), keep_mask(n_records=50, n_shadows=4, seed=1))
+        np.testing.assert_array_equal(keep, keep_mask(n_records=n, n_shadows=k, rng=np.random.default_rng(3)))
+    assert not np.array_equal(keep_mask(n_records=50, n_shadows=4, rng=np.random.default_rng(0)), keep_mask(n_records=50, n_shadows=4, rng=np.random.default_rng(1)))

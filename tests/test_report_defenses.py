@@ -19,8 +19,9 @@ import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.cli import app
-from mia_audit.defenses.step import split_nonmembers
+from mia_audit.defenses.protocol import split_nonmembers
 from mia_audit.report import ReportInputs, render_documents
 from mia_audit.report.defense_chart import privacy_utility_chart
 from mia_audit.report.defense_view import build_defense_section, masking_statements
@@ -189,7 +190,7 @@ def _attack_eval_advantage() -> tuple[float, float, float]:
 
     (xm, ym), (xn, yn) = load(SAMPLES / "members.csv"), load(SAMPLES / "nonmembers.csv")
     member_correct = session.run(None, {name: xm})[0].argmax(1) == ym
-    test, attack = split_nonmembers(labels=yn, seed=0, parts=2)
+    test, attack = split_nonmembers(labels=yn, rng=SeedStreams(run_seed=0).child("defenses").numpy("split"), parts=2)
     nonmember_correct = session.run(None, {name: xn})[0].argmax(1) == yn
     member_acc = member_correct.mean()
     return member_acc - nonmember_correct[attack].mean(), member_acc, nonmember_correct[test].mean()

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.models import load_model
 from mia_audit.shadows.clone import ShadowUnavailable, make_shadow_source, recipe_example
 from mia_audit.shadows.graph import UnsupportedGraph
@@ -108,9 +109,9 @@ def test_cnn_with_batch_norm_converts_and_trains(tmp_path):
                           output_kind="probabilities")
     _, source = _source(built)
     assert "BatchNormalization" in source.graph.description and source.graph.running
-    keep = keep_mask(n_records=40, n_shadows=4, seed=0)
+    keep = keep_mask(n_records=40, n_shadows=4, rng=np.random.default_rng(0))
     raw, report = train_torch_shadows(graph=source.graph, x=x, y=y, keep=keep, recipe=TrainingRecipe(epochs=3, batch_size=8),
-                                      seed=0, calibration=None)
+                                      seeds=SeedStreams(run_seed=0), calibration=None)
     assert raw.shape == (40, 4, 3) and np.all(np.isfinite(raw))
     np.testing.assert_allclose(raw.sum(axis=2), 1.0, atol=1e-5)  # outputs are the graph's own (Softmax)
 
@@ -119,28 +120,28 @@ def test_vectorized_training_equals_training_one_model_at_a_time(tmp_path):
     """K models trained together with vmap = the same K models trained one after another (SGD, same seeds)."""
     built = mf.torch_mlp_onnx(tmp_path=tmp_path, n_samples=60)
     _, source = _source(built)
-    keep = keep_mask(n_records=60, n_shadows=6, seed=2)
+    keep = keep_mask(n_records=60, n_shadows=6, rng=np.random.default_rng(2))
     recipe = TrainingRecipe(optimizer="sgd", lr=0.05, epochs=4, batch_size=8)
-    together, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seed=7, calibration=None)
+    together, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=7), calibration=None)
     apart, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep,
-                                   recipe=recipe.model_copy(update={"models_per_batch": 1}), seed=7, calibration=None)
+                                   recipe=recipe.model_copy(update={"models_per_batch": 1}), seeds=SeedStreams(run_seed=7), calibration=None)
     np.testing.assert_allclose(together, apart, atol=1e-5)
-    again, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seed=7, calibration=None)
+    again, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=7), calibration=None)
     np.testing.assert_array_equal(together, again)
-    other, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seed=8, calibration=None)
+    other, _ = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=8), calibration=None)
     assert not np.allclose(together, other)
 
 
 def test_calibration_stops_when_the_shadows_fit_like_the_target(tmp_path):
     built = mf.torch_mlp_onnx(tmp_path=tmp_path, n_samples=60)
     _, source = _source(built)
-    keep = keep_mask(n_records=60, n_shadows=4, seed=0)
+    keep = keep_mask(n_records=60, n_shadows=4, rng=np.random.default_rng(0))
     recipe = TrainingRecipe(max_epochs=50, check_every=2, batch_size=16)
     easy = CalibrationTarget(member_accuracy=0.0, median_member_loss=10.0)
-    _, report = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seed=0, calibration=easy)
+    _, report = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=0), calibration=easy)
     assert report.epochs == 2 and report.calibrated
     impossible = CalibrationTarget(member_accuracy=1.0, median_member_loss=0.0)
-    _, report = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seed=0,
+    _, report = train_torch_shadows(graph=source.graph, x=built.x, y=built.y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=0),
                                     calibration=impossible)
     assert report.epochs == 50 and not report.calibrated
 
@@ -162,14 +163,14 @@ def test_tree_ensemble_is_refused_with_a_recipe_to_supply(tmp_path):
 def test_sklearn_shadows_in_parallel_map_missing_classes_to_zero(tmp_path):
     built = mf.sklearn_onnx(tmp_path=tmp_path, estimator="random_forest", zipmap=True)
     x, y = built.x.astype(np.float64), np.asarray(built.y)
-    keep = keep_mask(n_records=len(y), n_shadows=4, seed=0)
+    keep = keep_mask(n_records=len(y), n_shadows=4, rng=np.random.default_rng(0))
     keep[y == 2, 0] = False  # shadow 0 never sees class 2
     recipe = SklearnRecipe(estimator="RandomForestClassifier", params={"n_estimators": 5})
-    proba = train_sklearn_shadows(recipe=recipe, x=x, y=y, keep=keep, n_classes=3, seed=0)
+    proba = train_sklearn_shadows(recipe=recipe, x=x, y=y, keep=keep, n_classes=3, seeds=SeedStreams(run_seed=0))
     assert proba.shape == (len(y), 4, 3)
     np.testing.assert_allclose(proba.sum(axis=2), 1.0)
     assert np.all(proba[:, 0, 2] == 0.0)
-    again = train_sklearn_shadows(recipe=recipe, x=x, y=y, keep=keep, n_classes=3, seed=0)
+    again = train_sklearn_shadows(recipe=recipe, x=x, y=y, keep=keep, n_classes=3, seeds=SeedStreams(run_seed=0))
     np.testing.assert_array_equal(proba, again)
     _, source = _source(built, recipe=ShadowRecipe(sklearn=recipe))
     assert source.name == "sklearn_recipe" and source.output_kind == "probabilities"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from mia_audit.data.signals import Signals
+from mia_audit.seeds import SeedStreams
 
 if TYPE_CHECKING:
     from mia_audit.shadows.evidence import ShadowEvidence
@@ -29,14 +30,16 @@ CAPABILITIES = ("labels", "scores", "queries", "shadow_models")
 
 @dataclass(frozen=True)
 class AttackContext:
-    """What an attack may read: per-record signals for both sides, the inputs, and a label oracle."""
+    """What an attack may read: per-record signals for both sides, the inputs, a label oracle, and its own
+    seed streams (`seeds` is namespaced by the attack's name, so its random choices never depend on which
+    other attacks run)."""
 
     members: Signals
     nonmembers: Signals
     member_features: np.ndarray
     nonmember_features: np.ndarray
     capabilities: frozenset[str]
-    seed: int
+    seeds: SeedStreams
     predict_labels: Callable[[np.ndarray], np.ndarray] | None = None
     options: dict = field(default_factory=dict)
     shadows: "ShadowEvidence | None" = None

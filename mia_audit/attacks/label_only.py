@@ -39,7 +39,7 @@ class LabelOnlyNoiseAttack(Attack):
         pool = np.concatenate([context.member_features, context.nonmember_features])
         sigma = noise_scale * _feature_spread(pool)
         labels = np.concatenate([context.members.labels, context.nonmembers.labels])
-        rng = np.random.default_rng([context.seed, 0x1AB])
+        rng = context.seeds.numpy("noise")
         still_correct = np.zeros(pool.shape[0], dtype=np.float64)
         for _ in range(queries):
             noisy = pool + rng.standard_normal(pool.shape) * sigma

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.attacks.base import Attack, AttackContext, AttackScores, register_attack
+from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.evidence import LOGP_FLOOR, ShadowEvidence
 
 __all__ = ["cross_fit_folds"]
@@ -33,29 +34,29 @@ MAX_TRAIN_ROWS = 200_000
 MIN_CLASS_ROWS = 40
 
 
-def cross_fit_folds(*, n_audit: int, seed: int) -> np.ndarray:
-    """Fold (0 or 1) of every audit record: a seeded random half each."""
+def cross_fit_folds(*, n_audit: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold (0 or 1) of every audit record: a random half each."""
     fold = np.zeros(n_audit, dtype=np.int64)
-    fold[np.random.default_rng([seed, 0xF01D]).permutation(n_audit)[n_audit // 2 :]] = 1
+    fold[rng.permutation(n_audit)[n_audit // 2 :]] = 1
     return fold
 
 
 def _classifier(seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed % (2**32))
+    return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed)
 
 
-def _fit_and_score(*, x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, seed: int) -> np.ndarray:
+def _fit_and_score(*, x: np.ndarray, y: np.ndarray, x_eval: np.ndarray, seeds: SeedStreams) -> np.ndarray:
     if x.shape[0] > MAX_TRAIN_ROWS:
-        pick = np.random.default_rng([seed, 0x5AB]).choice(x.shape[0], MAX_TRAIN_ROWS, replace=False)
+        pick = seeds.numpy("subsample").choice(x.shape[0], MAX_TRAIN_ROWS, replace=False)
         x, y = x[pick], y[pick]
     from threadpoolctl import threadpool_limits
 
     # One OpenMP thread: these fits are small, and on a busy machine threads waiting for each other made
     # them several times slower than one thread.
     with threadpool_limits(limits=1, user_api="openmp"):
-        model = _classifier(seed).fit(x, y)
+        model = _classifier(seeds.integer("classifier", bits=32)).fit(x, y)
         return model.predict_proba(x_eval)[:, list(model.classes_).index(True)]
 
 
@@ -72,7 +73,7 @@ class _TrainedAttack(Attack):
         if evidence is None:
             raise RuntimeError(f"{self.name} needs shadow models")
         n_audit = evidence.n_audit
-        fold = cross_fit_folds(n_audit=n_audit, seed=context.seed)
+        fold = cross_fit_folds(n_audit=n_audit, rng=context.seeds.numpy("folds"))
         logp = np.maximum(evidence.log_probs, LOGP_FLOOR)
         target = np.maximum(evidence.target_log_probs, LOGP_FLOOR)
         scores = np.empty(n_audit, dtype=np.float64)
@@ -86,10 +87,10 @@ class _TrainedAttack(Attack):
                 x = self.features(logp[rows].reshape(rows.size * k, -1))
                 return x, evidence.keep[rows].reshape(-1)
 
-            seed = context.seed * 31 + f
+            fold_seeds = context.seeds.child("fold", f)
             x_all, y_all = training_set(train_rows)
             if not self.per_class:
-                scores[eval_rows] = _fit_and_score(x=x_all, y=y_all, x_eval=self.features(target[eval_rows]), seed=seed)
+                scores[eval_rows] = _fit_and_score(x=x_all, y=y_all, x_eval=self.features(target[eval_rows]), seeds=fold_seeds)
                 continue
             global_scores: np.ndarray | None = None
             for c in np.unique(evidence.labels[eval_rows]):
@@ -97,11 +98,11 @@ class _TrainedAttack(Attack):
                 eval_c = eval_rows[evidence.labels[eval_rows] == c]
                 x_c, y_c = training_set(rows_c)
                 if y_c.size >= MIN_CLASS_ROWS and y_c.any() and not y_c.all():
-                    scores[eval_c] = _fit_and_score(x=x_c, y=y_c, x_eval=self.features(target[eval_c]), seed=seed + int(c))
+                    scores[eval_c] = _fit_and_score(x=x_c, y=y_c, x_eval=self.features(target[eval_c]), seeds=fold_seeds.child("class", int(c)))
                 else:  # too few shadow records of this class: the class-agnostic classifier scores them
                     if global_scores is None:
                         global_scores = _fit_and_score(
-                            x=x_all, y=y_all, x_eval=self.features(target[eval_rows]), seed=seed
+                            x=x_all, y=y_all, x_eval=self.features(target[eval_rows]), seeds=fold_seeds
                         )
                     scores[eval_c] = global_scores[np.searchsorted(eval_rows, eval_c)]
                     n_fallback += eval_c.size

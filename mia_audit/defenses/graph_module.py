@@ -19,11 +19,16 @@ HIDDEN_ACTIVATIONS = ("Relu", "LeakyRelu", "Elu", "Selu", "Gelu", "Tanh", "Sigmo
 
 @op("MiaTrainDropout")
 def _train_dropout(ctx, node, inputs):
-    """Dropout inserted by the dropout defense: active in training, the identity at inference and export."""
-    return [F.dropout(inputs[0], p=float(node.attrs["ratio"]), training=ctx.training)]
+    """Dropout inserted by the dropout defense (Srivastava et al. 2014): inverted dropout in training with masks
+    from the node's own generator, the identity at inference and export."""
+    x, p = inputs[0], float(node.attrs["ratio"])
+    if not ctx.training or p == 0.0:
+        return [x]
+    keep = torch.rand(x.shape, generator=node.attrs["generator"], dtype=x.dtype) >= p
+    return [x * keep / (1.0 - p)]
 
 
-def with_dropout(graph: TrainableGraph, *, p: float) -> tuple[TrainableGraph, list[str]]:
+def with_dropout(graph: TrainableGraph, *, p: float, generator: torch.Generator) -> tuple[TrainableGraph, list[str]]:
     """A copy of `graph` with dropout after every hidden activation node; returns the sites (node outputs)."""
     nodes: list[GraphNode] = []
     sites: list[str] = []
@@ -32,7 +37,11 @@ def with_dropout(graph: TrainableGraph, *, p: float) -> tuple[TrainableGraph, li
             hidden = node.outputs[0]
             renamed = f"{hidden}__pre_dropout"
             nodes.append(dataclasses.replace(node, outputs=(renamed, *node.outputs[1:])))
-            nodes.append(GraphNode(op="MiaTrainDropout", inputs=(renamed,), outputs=(hidden,), attrs={"ratio": p}))
+            nodes.append(
+                GraphNode(
+                    op="MiaTrainDropout", inputs=(renamed,), outputs=(hidden,), attrs={"ratio": p, "generator": generator}
+                )
+            )
             sites.append(f"after {node.op} → {hidden}")
         else:
             nodes.append(node)
@@ -46,7 +55,7 @@ class GraphClassifier(nn.Module):
     probabilities without a recoverable logit give log-probabilities (cross-entropy on them is the NLL).
     """
 
-    def __init__(self, graph: TrainableGraph, *, seed: int) -> None:
+    def __init__(self, graph: TrainableGraph, *, seed: int = 0) -> None:
         super().__init__()
         self.graph = graph
         initial = graph.init_params(generator=torch.Generator().manual_seed(seed))
@@ -58,8 +67,15 @@ class GraphClassifier(nn.Module):
             self.register_buffer(f"running_{index}", running[name])
         self.mixes_batch = bool(graph.running)  # BatchNorm: records of a batch are not independent
 
-    def insert_dropout(self, p: float) -> list[str]:
-        self.graph, sites = with_dropout(self.graph, p=p)
+    def reset_parameters_from(self, generator: torch.Generator) -> None:
+        """Fresh weights from `generator`, drawn the way the converted graph initialises them."""
+        initial = self.graph.init_params(generator=generator)
+        with torch.no_grad():
+            for parameter, name in zip(self.weights, self._names):
+                parameter.copy_(initial[name])
+
+    def insert_dropout(self, p: float, *, generator: torch.Generator) -> list[str]:
+        self.graph, sites = with_dropout(self.graph, p=p, generator=generator)
         return sites
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -9,6 +9,7 @@ loss, distillation trains a student on reference data, pruning prunes and fine-t
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from mia_audit.defenses.losses import (
     soft_cross_entropy,
 )
 from mia_audit.errors import InputError
+from mia_audit.seeds import SeedStreams
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU)
 
@@ -55,12 +57,28 @@ class TrainingReport:
     notes: list[str] = field(default_factory=list)
 
 
-def insert_dropout(module: nn.Module, *, p: float) -> list[str]:
-    """Put `nn.Dropout(p)` after every hidden activation module; return where (module paths).
+class SeededDropout(nn.Dropout):
+    """Inverted dropout (Srivastava et al. 2014) whose masks come from an explicit generator, not torch's
+    global RNG, so a defended variant retrains identically for the same run seed."""
 
-    The last activation before the output (e.g. a final Softmax/Sigmoid head) is left alone; Dropout is
-    only inserted after activations that have a following layer.
+    def __init__(self, p: float, *, generator: torch.Generator) -> None:
+        super().__init__(p=float(p))
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+def insert_dropout(module: nn.Module, *, p: float, generator: torch.Generator | None = None) -> list[str]:
+    """Put dropout (p) after every hidden activation module; return where (module paths).
+
+    The last activation before the output (e.g. a final Softmax/Sigmoid head) is left alone; dropout is
+    only inserted after activations that have a following layer. Masks are drawn from `generator`.
     """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     sites = [name for name, child in module.named_modules() if isinstance(child, ACTIVATIONS) and name]
     if sites and _is_output_head(module, sites[-1]):
         sites = sites[:-1]
@@ -68,13 +86,34 @@ def insert_dropout(module: nn.Module, *, p: float) -> list[str]:
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
         activation = getattr(parent, attr)
-        setattr(parent, attr, nn.Sequential(activation, nn.Dropout(p)))
+        setattr(parent, attr, nn.Sequential(activation, SeededDropout(p, generator=generator)))
     return sites
 
 
 def _is_output_head(module: nn.Module, name: str) -> bool:
     names = [n for n, child in module.named_modules() if n and not list(child.children())]
     return bool(names) and names[-1] == name
+
+
+def initialize(module: nn.Module, *, generator: torch.Generator) -> None:
+    """Fresh weights from `generator` (never torch's global RNG).
+
+    A module that knows its own initialisation (`reset_parameters_from`, e.g. a converted graph) uses it;
+    otherwise Linear and Conv layers get PyTorch's default scheme, U(−1/√fan_in, 1/√fan_in) for weights
+    and biases (kaiming-uniform with a = √5), drawn from the generator.
+    """
+    own = getattr(module, "reset_parameters_from", None)
+    if own is not None:
+        own(generator)
+        return
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                fan_in = layer.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.uniform_(-bound, bound, generator=generator)
 
 
 def _optimizer(params, recipe: TrainRecipe, plan: TrainingPlan) -> torch.optim.Optimizer:
@@ -87,9 +126,10 @@ def _optimizer(params, recipe: TrainRecipe, plan: TrainingPlan) -> torch.optim.O
 class _AttackModel(nn.Module):
     """Nasr et al. 2018's inference model h(f(x), y): sorted probabilities and the one-hot label → P(member)."""
 
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, n_classes: int, *, generator: torch.Generator) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(2 * n_classes, 64), nn.ReLU(), nn.Linear(64, 1))
+        initialize(self, generator=generator)
 
     def forward(self, probs: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([probs.sort(dim=1, descending=True).values, onehot], dim=1)).squeeze(1)
@@ -126,24 +166,34 @@ def train_with_plan(
     data: TrainingData,
     plan: TrainingPlan,
     recipe: TrainRecipe,
-    seed: int,
+    seeds: SeedStreams,
 ) -> tuple[nn.Module, TrainingReport]:
-    """Train a freshly initialised module on `data.x, data.y` with every mechanism `plan` switches on."""
+    """Train a freshly initialised module on `data.x, data.y` with every mechanism `plan` switches on.
+
+    Every random choice comes from `seeds`: initial weights ("init"), batch order, mix-up and MMD draws
+    ("batches"), dropout masks ("dropout"), DP-SGD's Poisson sampling and noise ("dp-sampling",
+    "dp-noise"); torch's global RNG is never used.
+    """
     _check_plan(plan, data)
-    torch.manual_seed(seed)  # fresh weights are drawn from torch's global RNG by the module's constructor
     report = TrainingReport()
     if plan.distillation_temperature is not None:
-        return _distill(make_module=make_module, data=data, plan=plan, recipe=recipe, seed=seed, report=report)
+        return _distill(make_module=make_module, data=data, plan=plan, recipe=recipe, seeds=seeds, report=report)
     module = make_module()
+    initialize(module, generator=seeds.torch("init"))
     if plan.dropout > 0:
-        # A converted graph inserts dropout nodes itself; a plain torch module gets nn.Dropout after activations.
+        # A converted graph inserts dropout nodes itself; a plain torch module gets dropout after activations.
         inserter = getattr(module, "insert_dropout", None)
-        report.dropout_sites = inserter(plan.dropout) if inserter else insert_dropout(module, p=plan.dropout)
+        dropout_generator = seeds.torch("dropout")
+        report.dropout_sites = (
+            inserter(plan.dropout, generator=dropout_generator)
+            if inserter
+            else insert_dropout(module, p=plan.dropout, generator=dropout_generator)
+        )
         if not report.dropout_sites:
             report.notes.append("dropout: the architecture has no hidden activation module; nothing inserted")
-    _fit(module=module, data=data, plan=plan, recipe=recipe, seed=seed, report=report)
+    _fit(module=module, data=data, plan=plan, recipe=recipe, seeds=seeds, report=report)
     if plan.prune_fraction > 0:
-        _prune_and_finetune(module=module, data=data, plan=plan, recipe=recipe, seed=seed, report=report)
+        _prune_and_finetune(module=module, data=data, plan=plan, recipe=recipe, seeds=seeds, report=report)
     module.eval()
     return module, report
 
@@ -168,10 +218,10 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
 
 
 def _fit(
-    *, module: nn.Module, data: TrainingData, plan: TrainingPlan, recipe: TrainRecipe, seed: int, report: TrainingReport,
-    epochs: int | None = None,
+    *, module: nn.Module, data: TrainingData, plan: TrainingPlan, recipe: TrainRecipe, seeds: SeedStreams,
+    report: TrainingReport, epochs: int | None = None,
 ) -> None:
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeds.torch("batches")
     optimizer = _optimizer(module.parameters(), recipe, plan)
     epochs = recipe.epochs if epochs is None else epochs
     loader_batches = None
@@ -179,12 +229,12 @@ def _fit(
     target = module
     if plan.dp_epsilon is not None:
         module, optimizer, loader_batches, engine = _make_private(
-            module=module, optimizer=optimizer, data=data, plan=plan, recipe=recipe, epochs=epochs, seed=seed
+            module=module, optimizer=optimizer, data=data, plan=plan, recipe=recipe, epochs=epochs, seeds=seeds
         )
         report.dp_noise_multiplier = float(optimizer.noise_multiplier)
     attack_model = attack_optimizer = None
     if plan.adversarial_weight > 0:
-        attack_model = _AttackModel(data.n_classes)
+        attack_model = _AttackModel(data.n_classes, generator=seeds.torch("attack-model"))
         attack_optimizer = torch.optim.Adam(attack_model.parameters(), lr=1e-3)
 
     best_state, best_loss, stale = None, float("inf"), 0
@@ -268,7 +318,7 @@ def _validation_loss(module: nn.Module, data: TrainingData) -> float:
         return float(F.cross_entropy(module(vx), vy))
 
 
-def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
+def _make_private(*, module, optimizer, data, plan, recipe, epochs, seeds):
     """Opacus DP-SGD with a target (ε, δ): Poisson sampling, the RDP accountant, per-record clipping and noise.
 
     Per-record gradients are computed here with torch.func (vmap of grad over a functional call), so any
@@ -286,7 +336,7 @@ def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
         )
     dataset = torch.utils.data.TensorDataset(data.x, data.y)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=recipe.batch_size, generator=torch.Generator().manual_seed(seed)
+        dataset, batch_size=recipe.batch_size, generator=seeds.torch("dp-sampling")
     )
     engine = PrivacyEngine(accountant="rdp", secure_mode=False)
     with warnings.catch_warnings():
@@ -300,6 +350,7 @@ def _make_private(*, module, optimizer, data, plan, recipe, epochs, seed):
             epochs=epochs,
             max_grad_norm=plan.dp_max_grad_norm,
             grad_sample_mode="no_op",
+            noise_generator=seeds.torch("dp-noise"),
         )
     sampler = private_loader.batch_sampler
 
@@ -324,18 +375,20 @@ def _per_sample_gradients(*, module: nn.Module, x: torch.Tensor, y: torch.Tensor
         p.grad_sample = grads[name]
 
 
-def _distill(*, make_module, data, plan, recipe, seed, report) -> tuple[nn.Module, TrainingReport]:
+def _distill(*, make_module, data, plan, recipe, seeds, report) -> tuple[nn.Module, TrainingReport]:
     """DMP (Shejwalkar & Houmansadr 2021): teacher on members; student only on reference data labelled with
     the teacher's temperature-softened predictions."""
     teacher_plan = replace(plan, distillation_temperature=None, needs_reference=False)
-    teacher, _ = train_with_plan(make_module=make_module, data=data, plan=teacher_plan, recipe=recipe, seed=seed)
+    teacher, _ = train_with_plan(
+        make_module=make_module, data=data, plan=teacher_plan, recipe=recipe, seeds=seeds.child("teacher")
+    )
     temperature = plan.distillation_temperature
     with torch.no_grad():
         soft = F.softmax(teacher(data.reference) / temperature, dim=1)
-    torch.manual_seed(seed + 1)
     student = make_module()
+    initialize(student, generator=seeds.torch("student", "init"))
     optimizer = _optimizer(student.parameters(), recipe, plan)
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = seeds.torch("student", "batches")
     for epoch in range(recipe.epochs):
         student.train()
         for batch in _batches(len(soft), recipe.batch_size, generator):
@@ -352,7 +405,7 @@ def _distill(*, make_module, data, plan, recipe, seed, report) -> tuple[nn.Modul
     return student, report
 
 
-def _prune_and_finetune(*, module, data, plan, recipe, seed, report) -> None:
+def _prune_and_finetune(*, module, data, plan, recipe, seeds, report) -> None:
     """Wang et al. 2021: global L1 magnitude pruning of Linear/Conv weights, fine-tuned with the mask fixed."""
     from torch.nn.utils import prune
 
@@ -362,7 +415,7 @@ def _prune_and_finetune(*, module, data, plan, recipe, seed, report) -> None:
         return
     prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=plan.prune_fraction)
     finetune = replace(plan, prune_fraction=0.0, early_stopping_patience=None)
-    _fit(module=module, data=data, plan=finetune, recipe=recipe, seed=seed + 2, report=TrainingReport(),
+    _fit(module=module, data=data, plan=finetune, recipe=recipe, seeds=seeds.child("finetune"), report=TrainingReport(),
          epochs=max(1, recipe.epochs // 4))
     for layer, name in targets:
         prune.remove(layer, name)

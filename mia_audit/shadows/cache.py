@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["CACHE_FORMAT", "cache_key", "default_cache_dir", "load_entry", "store_entry"]
 
 #: Bump when the meaning of cached arrays changes.
-CACHE_FORMAT = "shadow-outputs-v1"
+CACHE_FORMAT = "shadow-outputs-v2"  # v2: named seed streams
 
 
 def default_cache_dir() -> Path:

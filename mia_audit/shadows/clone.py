@@ -5,8 +5,8 @@
 - `architecture_recipe`: a fresh MLP/CNN named in the recipe;
 - `sklearn_recipe`: a scikit-learn estimator named in the recipe (trees exported by skl2onnx, ...).
 
-All of them answer one call, `fit(x=, y=, keep=, seed=, progress=)`, with every shadow's output on every
-record. When none applies, `ShadowUnavailable` says exactly what the user can supply instead.
+All of them answer one call, `fit(x=, y=, keep=, seeds=, progress=)`, with every shadow's output on every
+record; shadow k draws its randomness from `seeds.child("shadow", k)` alone. When none applies, `ShadowUnavailable` says exactly what the user can supply instead.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.graph import TrainableGraph, UnsupportedGraph
 from mia_audit.shadows.recipe import ShadowRecipe, SklearnRecipe, TrainingRecipe
 
@@ -42,7 +43,7 @@ class ShadowSource(Protocol):
     description: str
     output_kind: str  # "logits" | "probabilities": how to read `ShadowFit.raw`
 
-    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seed: int, progress: Any) -> ShadowFit: ...
+    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seeds: SeedStreams, progress: Any) -> ShadowFit: ...
 
     def recipe_used(self) -> dict[str, Any]: ...
 
@@ -60,7 +61,7 @@ class TorchGraphSource:
     training: TrainingRecipe
     calibration: Any  # CalibrationTarget | None
 
-    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seed: int, progress: Any) -> ShadowFit:
+    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seeds: SeedStreams, progress: Any) -> ShadowFit:
         from mia_audit.shadows.torch_trainer import train_torch_shadows
 
         raw, report = train_torch_shadows(
@@ -69,7 +70,7 @@ class TorchGraphSource:
             y=y,
             keep=keep,
             recipe=self.training,
-            seed=seed,
+            seeds=seeds,
             calibration=self.calibration,
             progress=progress,
         )
@@ -92,11 +93,11 @@ class SklearnSource:
     n_classes: int
     output_kind: str = "probabilities"
 
-    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seed: int, progress: Any) -> ShadowFit:
+    def fit(self, *, x: np.ndarray, y: np.ndarray, keep: np.ndarray, seeds: SeedStreams, progress: Any) -> ShadowFit:
         from mia_audit.shadows.sklearn_trainer import train_sklearn_shadows
 
         raw = train_sklearn_shadows(
-            recipe=self.recipe, x=x, y=y, keep=keep, n_classes=self.n_classes, seed=seed, progress=progress
+            recipe=self.recipe, x=x, y=y, keep=keep, n_classes=self.n_classes, seeds=seeds, progress=progress
         )
         return ShadowFit(raw=raw)
 

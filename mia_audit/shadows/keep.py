@@ -15,13 +15,12 @@ import numpy as np
 __all__ = ["keep_mask"]
 
 
-def keep_mask(*, n_records: int, n_shadows: int, seed: int) -> np.ndarray:
+def keep_mask(*, n_records: int, n_shadows: int, rng: np.random.Generator) -> np.ndarray:
     """Boolean (n_records, n_shadows) matrix; column k marks the records shadow k trains on."""
     if n_records < 2:
         raise ValueError("the pool needs at least two records")
     if n_shadows < 1:
         raise ValueError("at least one shadow model is needed")
-    rng = np.random.default_rng([seed, 0x6B65_6570])
     keep = np.zeros((n_records, n_shadows), dtype=bool)
     half = n_records // 2
     for pair in range(n_shadows // 2):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.recipe import SklearnRecipe, resolve_estimator
 
 __all__ = ["build_estimator", "train_sklearn_shadows"]
@@ -26,7 +27,7 @@ def build_estimator(*, recipe: SklearnRecipe, seed: int) -> Any:
     cls = resolve_estimator(recipe.estimator)
     params = dict(recipe.params)
     if "random_state" in inspect.signature(cls).parameters and "random_state" not in params:
-        params["random_state"] = seed % (2**32)
+        params["random_state"] = seed
     estimator = cls(**params)
     return make_pipeline(StandardScaler(), estimator) if recipe.standardize else estimator
 
@@ -46,7 +47,8 @@ def _fit_one(recipe: SklearnRecipe, seed: int, x: np.ndarray, y: np.ndarray, row
 
 
 def train_sklearn_shadows(
-    *, recipe: SklearnRecipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, n_classes: int, seed: int, progress: Any = None
+    *, recipe: SklearnRecipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, n_classes: int, seeds: SeedStreams,
+    progress: Any = None,
 ) -> np.ndarray:
     """(N, K, n_classes) probabilities of K shadows (one per keep-mask column) on every record."""
     from joblib import Parallel, delayed
@@ -55,7 +57,9 @@ def train_sklearn_shadows(
     labels = np.asarray(y, dtype=np.int64)
     n_models = keep.shape[1]
     jobs = (
-        delayed(_fit_one)(recipe, (int(seed) * 1_000_003 + 7919 * (k + 1)), flat, labels, np.flatnonzero(keep[:, k]), n_classes)
+        delayed(_fit_one)(
+            recipe, seeds.integer("shadow", k, bits=32), flat, labels, np.flatnonzero(keep[:, k]), n_classes
+        )
         for k in range(n_models)
     )
     out = np.empty((flat.shape[0], n_models, n_classes), dtype=np.float64)

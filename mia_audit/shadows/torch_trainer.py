@@ -6,8 +6,8 @@ and SGD act element-wise, and the summed loss gives each model exactly the gradi
 loss, so this is the same computation as K separate training runs — only without K times the Python,
 autograd and optimiser overhead (`benchmarks/bench_shadows.py` measures the difference).
 
-Reproducibility: model k's initial weights and batch order come from generators seeded with
-(seed, k) alone, so the result does not depend on how the K models are grouped (`models_per_batch`).
+Reproducibility: model k's initial weights and batch order come from the seed streams
+("shadow", k, ...) alone, so the result does not depend on how the K models are grouped (`models_per_batch`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.graph import NotStackable, TrainableGraph, run_stacked
 from mia_audit.shadows.recipe import TrainingRecipe
 
@@ -81,10 +82,6 @@ def forward_flops(*, graph: TrainableGraph, record: torch.Tensor) -> float:
     return float(max(counter.get_total_flops(), 2 * graph.n_parameters))
 
 
-def _model_seed(seed: int, k: int) -> int:
-    return (int(seed) * 1_000_003 + 7919 * (k + 1)) % (2**63 - 1)
-
-
 def _batch_order(*, members: np.ndarray, steps: int, batch: int, rng: np.random.Generator) -> np.ndarray:
     """One epoch of indices: a permutation of the model's records, wrapped round to fill every batch."""
     order = rng.permutation(members)
@@ -134,11 +131,11 @@ class _Group:
     """K models trained together with vmap."""
 
     def __init__(
-        self, *, graph: TrainableGraph, models: list[int], seed: int, recipe: TrainingRecipe, probe: torch.Tensor
+        self, *, graph: TrainableGraph, models: list[int], seeds: SeedStreams, recipe: TrainingRecipe, probe: torch.Tensor
     ) -> None:
         self.graph = graph
         self.models = models
-        inits = [graph.init_params(generator=torch.Generator().manual_seed(_model_seed(seed, k))) for k in models]
+        inits = [graph.init_params(generator=seeds.torch("shadow", k, "init")) for k in models]
         self.params = {name: torch.stack([p[name] for p in inits]).requires_grad_(True) for name in inits[0]}
         running = graph.init_running()
         self.running = {name: value.unsqueeze(0).repeat(len(models), *([1] * value.dim())) for name, value in running.items()}
@@ -214,7 +211,7 @@ def train_torch_shadows(
     y: np.ndarray,
     keep: np.ndarray,
     recipe: TrainingRecipe,
-    seed: int,
+    seeds: SeedStreams,
     calibration: CalibrationTarget | None,
     progress: _Progress | None = None,
 ) -> tuple[np.ndarray, TrainingReport]:
@@ -241,12 +238,12 @@ def train_torch_shadows(
     with torch_threads(1 if flops < SINGLE_THREAD_FLOPS else None):
         return _train_groups(
             graph=graph, x_t=x_t, y_t=y_t, keep=keep, members=members, steps=steps, batch=batch, auto=auto,
-            max_epochs=max_epochs, size=size, recipe=recipe, seed=seed, calibration=calibration, progress=progress,
+            max_epochs=max_epochs, size=size, recipe=recipe, seeds=seeds, calibration=calibration, progress=progress,
         )
 
 
 def _train_groups(
-    *, graph, x_t, y_t, keep, members, steps, batch, auto, max_epochs, size, recipe, seed, calibration, progress
+    *, graph, x_t, y_t, keep, members, steps, batch, auto, max_epochs, size, recipe, seeds, calibration, progress
 ) -> tuple[np.ndarray, TrainingReport]:
     n, n_models = keep.shape
     outputs: list[torch.Tensor] = []
@@ -255,8 +252,8 @@ def _train_groups(
     stats: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n_models, size):
         models = list(range(start, min(n_models, start + size)))
-        group = _Group(graph=graph, models=models, seed=seed, recipe=recipe, probe=x_t[:8])
-        rngs = [np.random.default_rng([seed, k, 0xBA7C]) for k in models]
+        group = _Group(graph=graph, models=models, seeds=seeds, recipe=recipe, probe=x_t[:8])
+        rngs = [seeds.numpy("shadow", k, "batches") for k in models]
         group_keep = keep[:, models]
         done_epochs = max_epochs
         reached = not auto

@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.attacks import AttackScores, registered_attacks
-from mia_audit.errors import InputError
 from mia_audit.data.manifest import AuditSet
+from mia_audit.errors import InputError
 from mia_audit.evaluation.measure import attack_result, select_worst_case
 from mia_audit.results import SubjectAttackResult, SubjectAudit
+from mia_audit.seeds import SeedStreams
 
 AGGREGATIONS = {
     "mean": "mean of the subject's record scores (all of their records' evidence together)",
@@ -107,20 +108,21 @@ def audit_subjects(
     nonmembers: AuditSet,
     group_column: str,
     record_scores: dict[str, AttackScores],
-    seed: int,
+    seeds: SeedStreams,
     n_bootstrap: int,
     delta: float,
 ) -> SubjectAudit:
-    """Every attack × aggregation evaluated over data subjects (call `check_subjects` first)."""
+    """Every attack × aggregation evaluated over data subjects (call `check_subjects` first); the bootstrap of
+    attack `a` under aggregation `g` draws from the stream ("measure", a, g) of `seeds`."""
     member_ids = _subject_ids(members, group_column)
     nonmember_ids = _subject_ids(nonmembers, group_column)
     registry = registered_attacks()
     results: list[SubjectAttackResult] = []
-    for index, (name, scores) in enumerate(record_scores.items()):
+    for name, scores in record_scores.items():
         member_scores, nonmember_scores = _finite(
             np.asarray(scores.member_scores), np.asarray(scores.nonmember_scores)
         )
-        for offset, aggregation in enumerate(AGGREGATIONS):
+        for aggregation in AGGREGATIONS:
             subject_scores = AttackScores(
                 member_scores=aggregate_scores(subject_ids=member_ids, scores=member_scores, aggregation=aggregation),
                 nonmember_scores=aggregate_scores(
@@ -131,7 +133,7 @@ def audit_subjects(
             measured = attack_result(
                 attack=registry[name],
                 scores=subject_scores,
-                seed=seed + 104_729 * (2 * index + offset + 1),
+                seed=seeds.integer("measure", name, aggregation),
                 n_bootstrap=n_bootstrap,
                 delta=delta,
             )
