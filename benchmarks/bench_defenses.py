@@ -99,6 +99,7 @@ def dp_benchmark(*, epochs: int, repeats: int) -> None:
     from mia_audit.defenses.base import TrainingPlan
     from mia_audit.defenses.graph_module import GraphClassifier
     from mia_audit.defenses.trainer import TrainRecipe, train_with_plan
+    from mia_audit.seeds import SeedStreams
     from mia_audit.shadows.onnx_import import graph_from_onnx, load_onnx_proto
     from mia_audit.shadows.torch_trainer import SINGLE_THREAD_FLOPS, forward_flops, torch_threads
 
@@ -113,7 +114,7 @@ def dp_benchmark(*, epochs: int, repeats: int) -> None:
     def timed(plan: TrainingPlan) -> tuple[float, object]:
         start = time.perf_counter()
         _, report = train_with_plan(make_module=lambda: GraphClassifier(graph, seed=0), data=data, plan=plan,
-                                    recipe=recipe, seed=0)
+                                    recipe=recipe, seeds=SeedStreams(run_seed=0))
         return time.perf_counter() - start, report
 
     plain_times, dp_times, ratios = [], [], []

@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 from mia_audit.models import load_model, normalize_outputs
 from mia_audit.data.signals import compute_signals
-from mia_audit.workflow import resolve_batch_size
+from mia_audit.evaluation.query import resolve_batch_size
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "samples" / "digits_mlp.onnx"

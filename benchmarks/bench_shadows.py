@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mia_audit.attacks.rmia import rmia_scores
+from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.architectures import graph_from_architecture
 from mia_audit.shadows.keep import keep_mask
 from mia_audit.shadows.onnx_import import graph_from_onnx, load_onnx_proto
@@ -69,15 +70,15 @@ def timed(fn) -> float:
 
 
 def training_benchmark(*, name: str, graph, widths, x, y, epochs: int, repeats: int, threads: int) -> None:
-    keep = keep_mask(n_records=len(y), n_shadows=16, seed=0)
+    keep = keep_mask(n_records=len(y), n_shadows=16, rng=np.random.default_rng(0))
     recipe = TrainingRecipe(epochs=epochs)
 
     def vectorized() -> None:
-        train_torch_shadows(graph=graph, x=x, y=y, keep=keep, recipe=recipe, seed=0, calibration=None)
+        train_torch_shadows(graph=graph, x=x, y=y, keep=keep, recipe=recipe, seeds=SeedStreams(run_seed=0), calibration=None)
 
     def own_sequential() -> None:
         train_torch_shadows(graph=graph, x=x, y=y, keep=keep, recipe=recipe.model_copy(update={"models_per_batch": 1}),
-                            seed=0, calibration=None)
+                            seeds=SeedStreams(run_seed=0), calibration=None)
 
     def plain() -> None:
         with torch_threads(threads):
