@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.attacks import Attack, AttackScores
-from mia_audit.stats.metrics import FPR_LEVELS, RocCurve, evaluate_scores
+from mia_audit.stats import FPR_LEVELS, RocCurve, evaluate_scores
 from mia_audit.results import AttackResult, RocPoints, TprAtFpr, WorstCase
 
 HEADLINE_FPR = 0.001

@@ -32,7 +32,7 @@ from mia_audit.attacks import AttackScores
 from mia_audit.errors import InputError
 from mia_audit.data.manifest import AuditSet
 from mia_audit.evaluation.measure import fpr_key
-from mia_audit.stats.metrics import FPR_LEVELS
+from mia_audit.stats import FPR_LEVELS
 from mia_audit.results import (
     AttackResult,
     ExposedSlice,
