@@ -29,7 +29,8 @@ from mia_audit.config import (
     ShadowOptions,
 )
 from mia_audit.errors import InputError
-from mia_audit.results import SCHEMA_VERSION, AuditResult
+from mia_audit.files.results_file import read_results
+from mia_audit.results import AuditResult
 from mia_audit.slices.spec import SlicingSpec, parse_intersections
 from mia_audit.gate.verdict import Verdict
 
@@ -157,7 +158,7 @@ def _render_reports(
         return {}
     from mia_audit.report import ReportInputs, render_documents
     from mia_audit.report.pdf import PdfAttachment
-    from mia_audit.workflow import utc_timestamp
+    from mia_audit.clock import utc_timestamp
 
     attachments = ()
     if policy is not None:
@@ -427,7 +428,8 @@ def run(
             intersections = parse_intersections(slice_intersections)
         except ValueError as error:
             raise InputError(f"--slice-intersections: {error}") from None
-        from mia_audit.gate.judge import gate_input, prepare_gate
+        from mia_audit.gate.inputs import gate_input
+        from mia_audit.gate.judge import prepare_gate
 
         _check_junit_path(junit)
         gate = prepare_gate(policy_path=policy, baseline_path=baseline)  # a bad policy stops before the audit
@@ -557,11 +559,12 @@ def check(
 ) -> None:
     """Judge an existing results.json against a policy without re-running the audit (RESULTS is not modified)."""
     try:
-        from mia_audit.gate.judge import prepare_gate, read_results
+        from mia_audit.gate.inputs import read_gate_input
+        from mia_audit.gate.judge import prepare_gate
 
         _check_junit_path(junit)
         gate = prepare_gate(policy_path=policy, baseline_path=baseline)
-        current, raw = read_results(path=results)
+        current, raw = read_gate_input(path=results)
         verdict = gate.judge(current=current)
         raw["verdict"] = json.loads(verdict.model_dump_json())
         document = json.dumps(raw, indent=2, ensure_ascii=False)
@@ -606,12 +609,12 @@ def policy_validate(
     path: Annotated[Path, typer.Argument(help="The policy file to check.", show_default=False)],
 ) -> None:
     """Check a policy file; every problem is reported with its line and field (exit code 2)."""
-    from mia_audit.gate.judge import evaluation_date
+    from mia_audit.clock import utc_today
     from mia_audit.gate.policy import PolicyError, load_policy
 
     try:
         loaded = load_policy(path=path)
-        today = evaluation_date()
+        today = utc_today()
     except PolicyError as error:
         for problem in error.problems:
             sys.stderr.write(f"mia-audit: error: {problem.describe(error.source)}\n")
@@ -624,36 +627,6 @@ def policy_validate(
     for waiver in spec.waivers:
         if waiver.expires < today:
             typer.echo(f"note: the waiver for rule '{waiver.rule}' expired on {waiver.expires}; it no longer waives")
-
-
-def _read_results(path: Path) -> tuple[AuditResult, bytes]:
-    """A results.json of this schema's major version, validated; its exact bytes for the PDF attachment."""
-    from pydantic import ValidationError
-
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the results file ({error.strerror or error})") from None
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
-        raise InputError(f"{path}: not a JSON document{where}") from None
-    if not isinstance(document, dict):
-        raise InputError(f"{path}: not a mia-audit results document (expected a JSON object)")
-    version = str(document.get("schema_version", ""))
-    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise InputError(
-            f"{path}: results schema version '{version or 'missing'}' is not readable by mia-audit {__version__} "
-            f"(schema {SCHEMA_VERSION})"
-        )
-    try:
-        return AuditResult.model_validate(document), raw
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(f"{path}: key '{key}': {message}") from None
 
 
 @app.command()
@@ -672,7 +645,8 @@ def render(
     try:
         formats = _formats(output_formats, allowed=("html", "pdf"))
         report_context, context_yaml = _load_context(context)
-        result, raw = _read_results(results)
+        read = read_results(path=results)
+        result, raw = read.result, read.data
         files = _render_reports(
             result=result, results_json=raw, formats=formats, context=report_context, context_yaml=context_yaml
         )
