@@ -43,7 +43,8 @@ from mia_audit.results import (
 from mia_audit.shadows.recipe import load_recipe
 from mia_audit.shadows.step import Population, is_shadow_attack, run_shadow_step
 from mia_audit.data.signals import Signals, compute_signals, log_probabilities
-from mia_audit.slices.evaluate import SliceEvaluation, build_slices, evaluate_slices, validate_slicing
+from mia_audit.slices.dimensions import build_slices, validate_slicing
+from mia_audit.slices.evaluate import SliceEvaluation, evaluate_slices
 from mia_audit.slices.subjects import audit_subjects, check_subjects
 
 STEP_NAMES = {
