@@ -69,7 +69,7 @@ def cross_fitted_balanced_accuracy(*, member_scores, nonmember_scores, seed: int
     """
     members = as_scores(member_scores, "member_scores")
     nonmembers = as_scores(nonmember_scores, "nonmember_scores")
-    check_splittable(members, nonmembers)
+    check_splittable(members=members, nonmembers=nonmembers)
     fold_a, fold_b = _seeded_folds(members, nonmembers, seed)
     held_out = []
     for (fit_m, fit_n), (eval_m, eval_n) in ((fold_a, fold_b), (fold_b, fold_a)):
@@ -134,7 +134,7 @@ def epsilon_lower_bound(
     confidence = check_confidence(confidence)
     if not 0.0 <= delta < 1.0:
         raise ValueError(f"delta must lie in [0, 1), got {delta}")
-    check_splittable(members, nonmembers)
+    check_splittable(members=members, nonmembers=nonmembers)
     (fit_m, fit_n), (eval_m, eval_n) = _seeded_folds(members, nonmembers, seed)
 
     roc = roc_curve(member_scores=fit_m, nonmember_scores=fit_n)

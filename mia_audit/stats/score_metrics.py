@@ -67,7 +67,7 @@ def evaluate_scores(
     """
     members = as_scores(member_scores, "member_scores")
     nonmembers = as_scores(nonmember_scores, "nonmember_scores")
-    check_splittable(members, nonmembers)
+    check_splittable(members=members, nonmembers=nonmembers)
     roc = roc_curve(member_scores=members, nonmember_scores=nonmembers)
     boot = bootstrap_ci(
         member_scores=members,

@@ -33,7 +33,7 @@ def check_confidence(confidence: float) -> float:
     return confidence
 
 
-def check_splittable(members: np.ndarray, nonmembers: np.ndarray) -> None:
+def check_splittable(*, members: np.ndarray, nonmembers: np.ndarray) -> None:
     if members.size < 2 or nonmembers.size < 2:
         raise ValueError(
             "cross-fitting needs at least 2 members and 2 non-members "
