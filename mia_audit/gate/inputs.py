@@ -22,7 +22,8 @@ __all__ = ["GateInput", "SliceEntry", "SliceTpr", "gate_input", "load_baseline",
 
 
 class SliceTpr(BaseModel):
-    """TPR at one FPR inside a slice entry (the same fields as an attack's, most of them optional)."""
+    """TPR at one FPR inside a slice entry, read leniently: the fields of `mia_audit.results.TprAtFpr`, most of
+    them optional, or a bare number (what another tool may write). Only the gate reads this form."""
 
     model_config = ConfigDict(extra="allow")
 
