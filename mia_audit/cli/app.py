@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,7 +34,22 @@ EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_INTERNAL = 4
 
-__all__ = ["EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK", "app", "exit_codes", "fail", "policy_app"]
+# Options shared by several commands, declared once.
+PolicyOption = Annotated[
+    Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
+]
+BaselineOption = Annotated[
+    Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
+]
+JunitOption = Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")]
+ContextOption = Annotated[
+    Optional[Path], typer.Option("--context", help="context.yaml with the controller's facts for the report.")
+]
+
+__all__ = [
+    "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK", "BaselineOption", "ContextOption", "JunitOption", "PolicyOption", "app",
+    "exit_codes", "fail", "policy_app",
+]
 
 
 def fail(message: str, code: int) -> None:

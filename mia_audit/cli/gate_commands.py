@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from mia_audit.cli.app import EXIT_INPUT, app, exit_codes, fail, policy_app
+from mia_audit.cli.app import (
+    EXIT_INPUT,
+    BaselineOption,
+    JunitOption,
+    PolicyOption,
+    app,
+    exit_codes,
+    fail,
+    policy_app,
+)
 from mia_audit.cli.console import make_console, verdict_table
 from mia_audit.cli.files import check_junit_path, write_atomically, write_gate_artifacts
 from mia_audit.clock import utc_today
@@ -25,13 +34,9 @@ __all__ = ["check", "policy_init", "policy_validate"]
 @app.command()
 def check(
     results: Annotated[Path, typer.Argument(help="A results.json written by `mia-audit run`.", show_default=False)],
-    policy: Annotated[
-        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
-    ] = None,
-    baseline: Annotated[
-        Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
-    ] = None,
-    junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")] = None,
+    policy: PolicyOption = None,
+    baseline: BaselineOption = None,
+    junit: JunitOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results document with the new verdict on stdout.")
     ] = False,

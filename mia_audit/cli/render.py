@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from mia_audit import __version__
-from mia_audit.cli.app import EXIT_OK, app, exit_codes
+from mia_audit.cli.app import EXIT_OK, ContextOption, app, exit_codes
 from mia_audit.cli.files import parse_formats, read_context, render_reports, write_bytes_atomically
 from mia_audit.files.results_file import read_results
 
@@ -18,9 +18,7 @@ __all__ = ["render", "version"]
 @app.command()
 def render(
     results: Annotated[Path, typer.Argument(help="A results.json written by mia-audit run.", show_default=False)],
-    context: Annotated[
-        Optional[Path], typer.Option("--context", help="context.yaml with the controller's facts for the report.")
-    ] = None,
+    context: ContextOption = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Output folder [default: the folder of RESULTS].")
     ] = None,

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
-from mia_audit.cli.app import app, exit_codes
+from mia_audit.cli.app import BaselineOption, ContextOption, JunitOption, PolicyOption, app, exit_codes
 from mia_audit.cli.console import RichProgress, make_console, print_run_summary
 from mia_audit.cli.files import (
     check_junit_path,
@@ -90,9 +90,7 @@ def run(
     output_formats: Annotated[
         str, typer.Option("--format", help="Comma-separated outputs: json, html, pdf.")
     ] = ",".join(OUTPUT_FORMATS),
-    context: Annotated[
-        Optional[Path], typer.Option("--context", help="context.yaml with the controller's facts for the report.")
-    ] = None,
+    context: ContextOption = None,
     export_record_scores: Annotated[
         bool,
         typer.Option(
@@ -145,13 +143,9 @@ def run(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print results.json on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    policy: Annotated[
-        Optional[Path], typer.Option("--policy", help="Policy file (YAML); without it the built-in default policy applies.")
-    ] = None,
-    baseline: Annotated[
-        Optional[Path], typer.Option("--baseline", help="Previous results.json for the policy's regression rules.")
-    ] = None,
-    junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write the verdict as JUnit XML here.")] = None,
+    policy: PolicyOption = None,
+    baseline: BaselineOption = None,
+    junit: JunitOption = None,
 ) -> None:
     """Audit MODEL against member and non-member manifests; write results.json and the report into --out; apply
     the policy (the exit code is its verdict)."""
