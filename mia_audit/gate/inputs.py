@@ -119,4 +119,3 @@ def load_baseline(*, path: Path | None) -> tuple[GateInput | None, str | None, s
         return None, str(path), f"baseline results file {path} not found"
     baseline, _ = read_gate_input(path=path)
     return baseline, str(path), None
-

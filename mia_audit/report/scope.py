@@ -11,7 +11,6 @@ __all__ = ["class_table", "columns_summary", "exposure_note", "limitations", "sc
            "threat_model"]
 
 
-
 def columns_summary(columns: list[str], limit: int = 8) -> str:
     if not columns:
         return "none"

@@ -14,7 +14,6 @@ from mia_audit.report.format import ci, num
 __all__ = ["GenericTable", "dump", "flatten", "generic_table"]
 
 
-
 @dataclass(frozen=True)
 class GenericTable:
     """Rows of an optional results field (slices, defenses, ...) shown without knowing its schema."""
