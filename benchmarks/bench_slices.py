@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from mia_audit.config import ManifestOptions, RunConfig  # noqa: E402
 from mia_audit.slices.spec import SlicingSpec  # noqa: E402
-from mia_audit.slices.evaluate import build_slices, evaluate_slices  # noqa: E402
+from mia_audit.slices.dimensions import build_slices  # noqa: E402
+from mia_audit.slices.evaluate import evaluate_slices  # noqa: E402
 from mia_audit.workflow import run_audit  # noqa: E402
 
 N_FEATURES = 20

@@ -16,6 +16,7 @@ import numpy as np
 
 from mia_audit import __version__
 from mia_audit.attacks import AttackScores, registered_attacks
+from mia_audit.clock import utc_timestamp
 from mia_audit.config import RunConfig
 from mia_audit.data.audit_data import AuditData
 from mia_audit.data.loading import bind_labels, evidence_warnings, read_audit_sets
@@ -32,7 +33,7 @@ from mia_audit.results import AuditResult, DataInfo, FileRef, ModelInfo, Utility
 from mia_audit.seeds import SeedStreams
 from mia_audit.shadows.recipe import load_recipe
 from mia_audit.shadows.step import ReferenceStep, run_reference_step, skip_reason
-from mia_audit.slices.evaluate import validate_slicing
+from mia_audit.slices.dimensions import validate_slicing
 from mia_audit.slices.step import measure_groups
 from mia_audit.slices.subjects import check_subjects
 
@@ -90,18 +91,6 @@ class _Steps:
 
     def ordered(self) -> list[WorkflowStep]:
         return [self.records[step] for step in sorted(self.records)]
-
-
-def utc_timestamp() -> str:
-    """UTC time of the run, honouring SOURCE_DATE_EPOCH for reproducible documents."""
-    import os
-    from datetime import datetime, timezone
-
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = (
-        datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch and epoch.isdigit() else datetime.now(timezone.utc)
-    )
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def selected_attacks(config: RunConfig) -> list[str]:

@@ -77,13 +77,13 @@ def test_label_smoothing_targets():
 def test_mixup_mixes_pairs_with_one_lambda():
     x = torch.arange(12, dtype=torch.float32).reshape(6, 2)
     y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    mx, my, lam = mixup_batch(x, y, alpha=1.0, generator=torch.Generator().manual_seed(3))
+    mx, my, lam = mixup_batch(x=x, targets=y, alpha=1.0, generator=torch.Generator().manual_seed(3))
     assert 0 <= lam <= 1
     # every mixed row is λ·row_i + (1−λ)·row_j for the same permutation j in x and y
     for i in range(6):
         js = [j for j in range(6) if torch.allclose(mx[i], lam * x[i] + (1 - lam) * x[j])]
         assert any(torch.allclose(my[i], lam * y[i] + (1 - lam) * y[j]) for j in js)
-    lams = [mixup_batch(x, y, alpha=1.0, generator=torch.Generator().manual_seed(s))[2] for s in range(400)]
+    lams = [mixup_batch(x=x, targets=y, alpha=1.0, generator=torch.Generator().manual_seed(s))[2] for s in range(400)]
     assert abs(np.mean(lams) - 0.5) < 0.05 and abs(np.var(lams) - 1 / 12) < 0.015  # Beta(1,1) = U(0,1)
 
 
@@ -93,11 +93,11 @@ def test_mmd_gradients_flow_through_training_batch_only():
     val_logits = torch.randn(8, 3, requires_grad=True)
     val = torch.softmax(val_logits, 1)
     labels = torch.tensor([0, 1] * 4)
-    loss = per_class_mmd(train, labels, val, labels)
+    loss = per_class_mmd(train_probs=train, train_labels=labels, val_probs=val, val_labels=labels)
     loss.backward()
     assert train.grad is not None and train.grad.abs().sum() > 0
     assert val_logits.grad is None
-    same = per_class_mmd(train.detach(), labels, train.detach(), labels)
+    same = per_class_mmd(train_probs=train.detach(), train_labels=labels, val_probs=train.detach(), val_labels=labels)
     assert float(same) == pytest.approx(0.0, abs=1e-6)
     assert loss.item() > 0
 
@@ -106,9 +106,9 @@ def test_relaxloss_ascends_below_target_and_flattens_posteriors():
     logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0]], requires_grad=True)
     labels = torch.tensor([0, 1])
     ce = torch.nn.functional.cross_entropy(logits, labels)
-    assert float(relaxloss_objective(logits, labels, alpha=1.0, epoch=0, n_classes=3)) == pytest.approx(-float(ce))
-    assert float(relaxloss_objective(logits, labels, alpha=0.01, epoch=0, n_classes=3)) == pytest.approx(float(ce))
-    flat = flattened_targets(torch.softmax(logits, 1), labels)
+    assert float(relaxloss_objective(logits=logits, labels=labels, alpha=1.0, epoch=0, n_classes=3)) == pytest.approx(-float(ce))
+    assert float(relaxloss_objective(logits=logits, labels=labels, alpha=0.01, epoch=0, n_classes=3)) == pytest.approx(float(ce))
+    flat = flattened_targets(probs=torch.softmax(logits, 1), labels=labels)
     p = torch.softmax(logits, 1)
     assert flat[0, 0] == pytest.approx(float(p[0, 0])) and flat[0, 1] == pytest.approx(float((1 - p[0, 0]) / 2))
 

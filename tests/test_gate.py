@@ -13,7 +13,9 @@ from datetime import date
 import pytest
 
 from mia_audit.errors import InputError
-from mia_audit.gate.judge import evaluate, evaluation_date, load_baseline, read_results
+from mia_audit.clock import utc_today
+from mia_audit.gate.inputs import load_baseline, read_gate_input
+from mia_audit.gate.judge import evaluate
 from mia_audit.gate.policy import LoadedPolicy, parse_policy
 from mia_audit.results import AuditResult
 from tests.gate_support import attacks_by_name, hand_written_slices, sample_run, with_nonmembers, write_json
@@ -37,10 +39,10 @@ def policy(text: str) -> LoadedPolicy:
 
 
 def judge(tmp_path, document, text, *, today=TODAY, baseline=None):
-    current, _ = read_results(path=write_json(tmp_path / "current.json", document))
+    current, _ = read_gate_input(path=write_json(tmp_path / "current.json", document))
     base = None
     if baseline is not None:
-        base, _ = read_results(path=write_json(tmp_path / "baseline.json", baseline))
+        base, _ = read_gate_input(path=write_json(tmp_path / "baseline.json", baseline))
     return evaluate(loaded=policy(text), current=current, today=today, baseline=base,
                     baseline_source=None if baseline is None else "baseline.json")
 
@@ -239,7 +241,7 @@ def test_malformed_slices_are_an_input_error_naming_the_entry(tmp_path, doc):
     doc["slices"] = hand_written_slices()
     doc["slices"][2]["auc"] = "high"
     with pytest.raises(InputError, match=r"slices\[2\]\.auc"):
-        read_results(path=write_json(tmp_path / "r.json", doc))
+        read_gate_input(path=write_json(tmp_path / "r.json", doc))
 
 
 # --- regression ----------------------------------------------------------------------------------------
@@ -285,7 +287,7 @@ def test_regression_without_a_baseline(tmp_path, doc):
     assert line.outcome == "inconclusive" and "no baseline" in line.reason
     base, source, problem = load_baseline(path=tmp_path / "first-release" / "results.json")
     assert base is None and "not found" in problem  # a pipeline's first run: the rule's if_missing decides
-    current, _ = read_results(path=write_json(tmp_path / "c.json", doc))
+    current, _ = read_gate_input(path=write_json(tmp_path / "c.json", doc))
     skipped = evaluate(loaded=policy(text + "    if_missing: skip\n"), current=current, today=TODAY,
                        baseline_problem=problem)
     assert rule_line(skipped, "reg").outcome == "skipped" and "not found" in rule_line(skipped, "reg").reason
@@ -336,10 +338,10 @@ def test_fail_on_warn_and_verdict_precedence(tmp_path, doc):
 
 
 def test_evaluation_date_honours_source_date_epoch():
-    assert evaluation_date(environ={"SOURCE_DATE_EPOCH": "1767225600"}) == date(2026, 1, 1)
-    assert evaluation_date(environ={"SOURCE_DATE_EPOCH": "1767225599"}) == date(2025, 12, 31)
+    assert utc_today(environ={"SOURCE_DATE_EPOCH": "1767225600"}) == date(2026, 1, 1)
+    assert utc_today(environ={"SOURCE_DATE_EPOCH": "1767225599"}) == date(2025, 12, 31)
     with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
-        evaluation_date(environ={"SOURCE_DATE_EPOCH": "yesterday"})
+        utc_today(environ={"SOURCE_DATE_EPOCH": "yesterday"})
 
 
 def test_results_with_and_without_a_verdict_validate(doc):
@@ -351,14 +353,14 @@ def test_results_with_and_without_a_verdict_validate(doc):
 def test_unreadable_results_are_input_errors(tmp_path, doc):
     (tmp_path / "bad.json").write_text("{ not json")
     with pytest.raises(InputError, match="not valid JSON"):
-        read_results(path=tmp_path / "bad.json")
+        read_gate_input(path=tmp_path / "bad.json")
     doc["schema_version"] = "2.0"
     with pytest.raises(InputError, match="schema version '2.0'"):
-        read_results(path=write_json(tmp_path / "v2.json", doc))
+        read_gate_input(path=write_json(tmp_path / "v2.json", doc))
     del doc["schema_version"]
     doc.pop("attacks")
     with pytest.raises(InputError):
-        read_results(path=write_json(tmp_path / "partial.json", {**doc, "schema_version": "1.0"}))
+        read_gate_input(path=write_json(tmp_path / "partial.json", {**doc, "schema_version": "1.0"}))
     with pytest.raises(InputError, match="not found"):
-        read_results(path=tmp_path / "missing.json")
+        read_gate_input(path=tmp_path / "missing.json")
     assert json.loads((tmp_path / "partial.json").read_text())["schema_version"] == "1.0"

@@ -332,7 +332,7 @@ def test_no_color_turns_off_escape_sequences(sample):
 def test_free_text_in_the_verdict_table_is_not_read_as_markup(tmp_path, sample):
     from rich.console import Console
 
-    from mia_audit.cli import verdict_table
+    from mia_audit.cli.console import verdict_table
     from mia_audit.gate.verdict import Verdict
 
     _, path, _ = sample

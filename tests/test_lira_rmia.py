@@ -27,10 +27,10 @@ IN_FIXED_VARIANCE = np.array([2.69682468, 2.69682468, 4.15270703, 2.87983121])
 def test_lira_gaussian_reproduces_tf_privacy_vectors(variance, expected):
     """TF-Privacy option "in": −log N(target; μ_in, σ_in) with median μ, NaN rows filled by the column mean."""
     mu, sd = gaussian_fit(stats=STATS_IN, mask=HAS_IN, variance=variance)
-    np.testing.assert_allclose(-normal_logpdf(TARGET, mu, sd), expected, atol=1e-7)
+    np.testing.assert_allclose(-normal_logpdf(x=TARGET, mean=mu, std=sd), expected, atol=1e-7)
     # option "out" (stat_out = −stat_in): log N(target; μ_out, σ_out) = −expected
     mu, sd = gaussian_fit(stats=-STATS_IN, mask=HAS_IN, variance=variance)
-    np.testing.assert_allclose(normal_logpdf(TARGET, mu, sd), -expected, atol=1e-7)
+    np.testing.assert_allclose(normal_logpdf(x=TARGET, mean=mu, std=sd), -expected, atol=1e-7)
 
 
 @pytest.mark.parametrize("variance", ["per_example", "global"])

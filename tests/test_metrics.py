@@ -1,4 +1,4 @@
-"""Tests for mia_audit.stats.metrics against independent ground truth.
+"""Tests for mia_audit.stats (ROC, AUC, TPR@FPR, intervals, bootstrap, cross-fitting) against independent ground truth.
 
 Ground truth comes from published test vectors (REFERENCES.md), scikit-learn and scipy as independent
 implementations, closed-form results, and brute-force re-computation written out here. No test compares
@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from mia_audit.stats import metrics as M
+from mia_audit import stats as M
+from mia_audit.stats.bootstrap import _weighted_statistics
 
 # --------------------------------------------------------------------------------------------------
 # Golden vectors (REFERENCES.md)
@@ -297,12 +298,12 @@ def test_weighted_resample_statistics_equal_explicit_resampling():
     members, nonmembers = _tied_scores(rng, 120, 90, levels=25)
     members = np.r_[members, rng.normal(3, 2, 30)]
     alphas = (0.0, 0.01, 0.05, 0.1, 0.5)
-    levels = M._score_levels(members, nonmembers)
-    max_fp = {a: M._max_false_positives(a, nonmembers.size) for a in alphas}
+    levels = M.score_levels(member_scores=members, nonmember_scores=nonmembers)
+    max_fp = {a: M.max_false_positives(a, nonmembers.size) for a in alphas}
     for _ in range(5):
         im = rng.integers(0, members.size, members.size)
         inn = rng.integers(0, nonmembers.size, nonmembers.size)
-        auc, adv, tprs = M._weighted_statistics(
+        auc, adv, tprs = _weighted_statistics(
             np.bincount(levels.member_level[im], minlength=levels.count),
             np.bincount(levels.nonmember_level[inn], minlength=levels.count),
             n_members=members.size,

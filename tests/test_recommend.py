@@ -6,7 +6,8 @@ import pytest
 
 from mia_audit.context import ReportContext
 from mia_audit.recommend.findings import assess_leakage, beats_chance
-from mia_audit.recommend.rules import LARGE_GAP, MATERIAL_ADVANTAGE, recommend, registered_rules
+from mia_audit.recommend.mitigations import LARGE_GAP, MATERIAL_ADVANTAGE
+from mia_audit.recommend.rules import recommend, registered_rules
 
 
 @pytest.fixture(scope="module")

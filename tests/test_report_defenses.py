@@ -24,7 +24,8 @@ from mia_audit.cli import app
 from mia_audit.defenses.protocol import split_nonmembers
 from mia_audit.report import ReportInputs, render_documents
 from mia_audit.report.defense_chart import privacy_utility_chart
-from mia_audit.report.defense_view import build_defense_section, masking_statements
+from mia_audit.report.defense_statements import masking_statements
+from mia_audit.report.defense_view import build_defense_section
 from mia_audit.results import AuditResult, DefenseRow
 from tests.conftest import SAMPLES, read_rows
 
@@ -318,7 +319,7 @@ def test_without_step_7_the_section_says_not_run(step7):
 
 
 def test_literature_check_states_agreement_and_disagreement_with_the_numbers():
-    from mia_audit.report.defense_view import literature_comparison
+    from mia_audit.report.defense_statements import literature_comparison
     from mia_audit.results import DefenseApplied
 
     def variant(name, parameters, **values):

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from mia_audit.cli import app
 from mia_audit.report import ReportInputs, render_documents
 from mia_audit.report.charts import slice_auc_chart
-from mia_audit.report.slice_view import CHART_LIMIT, SUBJECT_LIMIT, TABLE_LIMIT, top_slices
+from mia_audit.report.slice_view import CHART_LIMIT, TABLE_LIMIT, top_slices
+from mia_audit.report.subject_view import SUBJECT_LIMIT
 from mia_audit.results import AuditResult
 from tests.conftest import SAMPLES, read_rows, write_rows
 

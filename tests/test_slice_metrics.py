@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from mia_audit.stats.metrics import bootstrap_ci, clopper_pearson, roc_curve, tpr_at_fpr
+from mia_audit.stats import bootstrap_ci, clopper_pearson, roc_curve, tpr_at_fpr
 from mia_audit.stats.level_counts import (
     LevelCounts,
     advantage_from_counts,

@@ -14,7 +14,8 @@ from mia_audit.errors import InputError
 from mia_audit.data.manifest import AuditSet
 from mia_audit.data.signals import compute_signals
 from mia_audit.slices.spec import SlicingSpec, parse_intersections
-from mia_audit.slices.evaluate import Slice, build_slices, evaluate_slices, validate_slicing
+from mia_audit.slices.dimensions import Slice, build_slices, validate_slicing
+from mia_audit.slices.evaluate import evaluate_slices
 from mia_audit.slices.subpopulation import Folds, subpopulation_attack
 
 

@@ -32,7 +32,7 @@ GLOBAL_VARIANCE_BELOW = 64
 Variance = Literal["per_example", "global"]
 
 
-def normal_logpdf(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+def normal_logpdf(*, x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """log N(x; mean, std²), with std + 1e-30 as TensorFlow Privacy does (σ = 0 stays finite)."""
     s = np.asarray(std, dtype=np.float64) + 1e-30
     z = (np.asarray(x, dtype=np.float64) - mean) / s
@@ -69,7 +69,7 @@ def lira_online_scores(*, target: np.ndarray, stats: np.ndarray, keep: np.ndarra
     """Online LiRA: log-likelihood ratio of the target's φ under the IN vs the OUT Gaussian."""
     mu_in, sd_in = gaussian_fit(stats=stats, mask=keep, variance=variance)
     mu_out, sd_out = gaussian_fit(stats=stats, mask=~keep, variance=variance)
-    return normal_logpdf(target, mu_in, sd_in) - normal_logpdf(target, mu_out, sd_out)
+    return normal_logpdf(x=target, mean=mu_in, std=sd_in) - normal_logpdf(x=target, mean=mu_out, std=sd_out)
 
 
 def lira_offline_scores(*, target: np.ndarray, stats: np.ndarray, keep: np.ndarray, variance: Variance) -> np.ndarray:

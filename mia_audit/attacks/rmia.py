@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.attacks.base import Attack, AttackContext, AttackScores, register_attack
-from mia_audit.stats.metrics import auc_score
+from mia_audit.stats import auc_score
 from mia_audit.shadows.evidence import ShadowEvidence
 
 __all__ = ["A_GRID", "calibrate_a", "mean_out_probability", "rmia_log_ratio", "rmia_scores"]

@@ -13,13 +13,13 @@ def smooth_targets(labels: torch.Tensor, *, n_classes: int, epsilon: float) -> t
     return onehot * (1.0 - epsilon) + epsilon / n_classes
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def soft_cross_entropy(*, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-record cross-entropy against probability targets: −Σ_i t_i log softmax(z)_i."""
     return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
 
 
 def mixup_batch(
-    x: torch.Tensor, targets: torch.Tensor, *, alpha: float, generator: torch.Generator
+    *, x: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Zhang et al. 2018: x̃ = λ x + (1 − λ) x[π], ỹ = λ y + (1 − λ) y[π] with λ ~ Beta(α, α), π a permutation."""
     # λ by inverting a uniform from the seeded generator (torch's Beta sampler would use the global RNG).
@@ -28,7 +28,7 @@ def mixup_batch(
     return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm], lam
 
 
-def gaussian_mmd2(p: torch.Tensor, q: torch.Tensor, *, bandwidths: tuple[float, ...] = (0.05, 0.2, 1.0)) -> torch.Tensor:
+def gaussian_mmd2(*, p: torch.Tensor, q: torch.Tensor, bandwidths: tuple[float, ...] = (0.05, 0.2, 1.0)) -> torch.Tensor:
     """Biased estimate of MMD² (Gretton et al. 2012) between rows of p and q with a sum of Gaussian kernels."""
 
     def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ def gaussian_mmd2(p: torch.Tensor, q: torch.Tensor, *, bandwidths: tuple[float, 
 
 
 def per_class_mmd(
-    train_probs: torch.Tensor, train_labels: torch.Tensor, val_probs: torch.Tensor, val_labels: torch.Tensor
+    *, train_probs: torch.Tensor, train_labels: torch.Tensor, val_probs: torch.Tensor, val_labels: torch.Tensor
 ) -> torch.Tensor:
     """Li, Li & Ribeiro 2021 §4.2: MMD between training and validation softmax outputs of the same class,
     averaged over classes present on both sides. Validation outputs are detached: gradients flow through
@@ -49,13 +49,13 @@ def per_class_mmd(
     for cls in torch.unique(train_labels):
         mine, theirs = train_probs[train_labels == cls], val_probs[val_labels == cls]
         if len(mine) and len(theirs):
-            terms.append(gaussian_mmd2(mine, theirs))
+            terms.append(gaussian_mmd2(p=mine, q=theirs))
     if not terms:
         return train_probs.sum() * 0.0
     return torch.stack(terms).mean()
 
 
-def flattened_targets(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def flattened_targets(*, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """RelaxLoss posterior flattening (Chen, Yu & Fritz 2022): keep p_y, spread 1 − p_y evenly over the
     other classes (targets are constants, no gradient)."""
     n_classes = probs.shape[1]
@@ -67,7 +67,7 @@ def flattened_targets(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def relaxloss_objective(
-    logits: torch.Tensor, labels: torch.Tensor, *, alpha: float, epoch: int, n_classes: int
+    *, logits: torch.Tensor, labels: torch.Tensor, alpha: float, epoch: int, n_classes: int
 ) -> torch.Tensor:
     """Chen, Yu & Fritz 2022, Algorithm 1. Above the target loss α: ordinary descent. Below it: on even
     epochs gradient *ascent* (minimise −loss); on odd epochs posterior flattening on the correctly
@@ -79,5 +79,5 @@ def relaxloss_objective(
         return -loss
     probs = F.softmax(logits, dim=1)
     correct = logits.argmax(1) == labels
-    targets = torch.where(correct[:, None], flattened_targets(probs, labels), F.one_hot(labels, n_classes).float())
-    return soft_cross_entropy(logits, targets).mean()
+    targets = torch.where(correct[:, None], flattened_targets(probs=probs, labels=labels), F.one_hot(labels, n_classes).float())
+    return soft_cross_entropy(logits=logits, targets=targets).mean()

@@ -275,19 +275,19 @@ def _fit(
 
 def _batch_loss(*, module, x, y, data, plan, epoch, generator, attack_model) -> torch.Tensor:
     if plan.relaxloss_alpha is not None:
-        return relaxloss_objective(module(x), y, alpha=plan.relaxloss_alpha, epoch=epoch, n_classes=data.n_classes)
+        return relaxloss_objective(logits=module(x), labels=y, alpha=plan.relaxloss_alpha, epoch=epoch, n_classes=data.n_classes)
     targets = smooth_targets(y, n_classes=data.n_classes, epsilon=plan.label_smoothing)
     inputs = x
     if plan.mixup_alpha is not None:
-        inputs, targets, _ = mixup_batch(x, targets, alpha=plan.mixup_alpha, generator=generator)
-    loss = soft_cross_entropy(module(inputs), targets).mean()
+        inputs, targets, _ = mixup_batch(x=x, targets=targets, alpha=plan.mixup_alpha, generator=generator)
+    loss = soft_cross_entropy(logits=module(inputs), targets=targets).mean()
     if plan.mmd_weight > 0:
         vx, vy = data.validation
         pick = torch.randint(0, len(vy), (min(len(vy), max(len(y), 32)),), generator=generator)
         with torch.no_grad():
             val_probs = F.softmax(module(vx[pick]), dim=1)
         train_probs = F.softmax(module(x), dim=1)
-        loss = loss + plan.mmd_weight * per_class_mmd(train_probs, y, val_probs, vy[pick])
+        loss = loss + plan.mmd_weight * per_class_mmd(train_probs=train_probs, train_labels=y, val_probs=val_probs, val_labels=vy[pick])
     if attack_model is not None:
         probs = F.softmax(module(x), dim=1)
         gain = F.logsigmoid(attack_model(probs, F.one_hot(y, data.n_classes).float())).mean()
@@ -367,7 +367,7 @@ def _per_sample_gradients(*, module: nn.Module, x: torch.Tensor, y: torch.Tensor
 
     def record_loss(parameters, xi, ti):
         logits = torch.func.functional_call(module, (parameters, buffers), (xi.unsqueeze(0),))
-        return soft_cross_entropy(logits, ti.unsqueeze(0)).sum()
+        return soft_cross_entropy(logits=logits, targets=ti.unsqueeze(0)).sum()
 
     targets = smooth_targets(y, n_classes=n_classes, epsilon=plan.label_smoothing)
     grads = torch.func.vmap(torch.func.grad(record_loss), in_dims=(None, 0, 0))(params, x, targets)
@@ -394,7 +394,7 @@ def _distill(*, make_module, data, plan, recipe, seeds, report) -> tuple[nn.Modu
         for batch in _batches(len(soft), recipe.batch_size, generator):
             optimizer.zero_grad()
             logits = student(data.reference[batch]) / temperature
-            loss = soft_cross_entropy(logits, soft[batch]).mean() * temperature**2
+            loss = soft_cross_entropy(logits=logits, targets=soft[batch]).mean() * temperature**2
             loss.backward()
             optimizer.step()
         report.epochs_run = epoch + 1

@@ -1,6 +1,6 @@
 """Step 6: turn an attack's per-record scores into its result entry, and pick the worst case.
 
-All statistics come from `mia_audit.stats.metrics` (DESIGN §4.3). The ROC kept in the results is a
+All statistics come from `mia_audit.stats` (DESIGN §4.3). The ROC kept in the results is a
 log-spaced down-sample of (FPR, TPR) points without thresholds, so no per-record score leaves here.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mia_audit.attacks import Attack, AttackScores
-from mia_audit.stats.metrics import FPR_LEVELS, RocCurve, evaluate_scores
+from mia_audit.stats import FPR_LEVELS, RocCurve, evaluate_scores
 from mia_audit.results import AttackResult, RocPoints, TprAtFpr, WorstCase
 
 HEADLINE_FPR = 0.001

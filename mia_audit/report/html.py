@@ -9,7 +9,8 @@ from mia_audit.report.charts import histogram_chart, roc_chart, slice_auc_chart
 from mia_audit.report.defense_chart import privacy_utility_chart
 from mia_audit.report.templates import MAIN_TEMPLATE, STYLESHEET, templates_dir
 from mia_audit.report.slice_view import CHART_LIMIT, top_slices
-from mia_audit.report.view import FILTERS, ReportView
+from mia_audit.report.format import FILTERS
+from mia_audit.report.view import ReportView
 
 
 def _environment() -> jinja2.Environment:

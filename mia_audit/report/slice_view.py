@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mia_audit.report.view import FLAG_MARK, Cell, Headline, ci, count, num, pct, pct_ci, signed
-from mia_audit.results import AttackResult, AuditResult, SliceResult, SliceSummary, SubjectAudit, TprAtFpr
+from mia_audit.report.format import HEADLINE_FPR, Cell, Headline, ci, count, num, pct, signed, tpr_cell
+from mia_audit.report.subject_view import SubjectSection, build_subject_section
+from mia_audit.results import AttackResult, AuditResult, SliceResult, SliceSummary
 
 TABLE_LIMIT = 10  # rows of the worst-slices table
 CHART_LIMIT = 20  # slices in the per-slice AUC chart
-SUBJECT_LIMIT = 12  # rows of the subject-level table
 INSUFFICIENT_LIMIT = 12  # slices too small to test, named individually
-HEADLINE_FPR = "0.001"
 
 DIMENSION_NAMES = {
     "class": "true class",
@@ -39,15 +38,6 @@ DIMENSION_NAMES = {
 def p_value(value: float | None) -> str:
     """Adjusted p-values with two significant digits (as in the recommendations' evidence lines)."""
     return "–" if value is None else f"{value:.2g}"
-
-
-def _tpr_cell(point: TprAtFpr | None) -> Cell:
-    if point is None:
-        return Cell(value="–")
-    if point.flag == "not_estimable":
-        return Cell(value="n/e", mark=FLAG_MARK["not_estimable"])
-    return Cell(value=pct(point.tpr), interval=pct_ci(point.ci), mark=FLAG_MARK[point.flag])
-
 
 # --- which slices are shown ------------------------------------------------------------------------------
 
@@ -119,28 +109,6 @@ class GainRow:
     tpr_global: str
     tpr_slice: str
     gain: str
-
-
-@dataclass(frozen=True)
-class SubjectRow:
-    attack: str
-    aggregation: str
-    is_worst: bool
-    counts: str
-    auc: Cell
-    tpr: Cell
-    advantage: Cell
-
-
-@dataclass
-class SubjectSection:
-    group_column: str
-    intro: str
-    worst_line: str
-    rows: list[SubjectRow]
-    n_more: int
-    aggregations: list[tuple[str, str]]
-
 
 @dataclass
 class SliceSection:
@@ -230,7 +198,7 @@ def _slice_rows(result: AuditResult, shown: list[SliceResult]) -> list[SliceRow]
                 counts=f"{count(entry.n_members)} / {count(entry.n_nonmembers)}",
                 auc=Cell(value=num(entry.auc), interval=ci(entry.auc_ci)),
                 global_auc=Cell(value=num(reference.auc), interval=ci(reference.auc_ci)) if reference else Cell(value="–"),
-                tpr=_tpr_cell(entry.tpr_at_fpr.get(HEADLINE_FPR)),
+                tpr=tpr_cell(entry.tpr_at_fpr.get(HEADLINE_FPR)),
                 accuracies=f"{num(entry.member_accuracy)} / {num(entry.nonmember_accuracy)}",
                 gap=signed(entry.accuracy_gap),
                 p_adjusted=p_value(entry.p_value_adjusted),
@@ -267,7 +235,7 @@ def _exposure(summary: SliceSummary) -> tuple[str, list[ExposedRow]]:
             name=entry.name,
             attack=entry.attack,
             singled_out=f"{entry.members_singled_out_at_0_001:,} of {entry.n_members:,}",
-            tpr=_tpr_cell(entry.tpr_at_fpr_0_001),
+            tpr=tpr_cell(entry.tpr_at_fpr_0_001),
         )
         for entry in summary.worst_slices
     ]
@@ -316,70 +284,9 @@ def _insufficient(result: AuditResult, summary: SliceSummary | None) -> str:
         + ". Their leakage is unknown, not low."
     )
 
-
-def _subjects(subjects: SubjectAudit | None) -> SubjectSection | None:
-    if subjects is None:
-        return None
-    sizes = subjects.records_per_subject
-    per = ""
-    if sizes:
-        low, high = int(sizes.get("min", 0)), int(sizes.get("max", 0))
-        per = (
-            f", {low:,} record{'s' if high != 1 else ''} each" if low == high
-            else f", {low:,}–{high:,} records each (median {sizes.get('median', 0):g})"
-        )
-    intro = (
-        f"Records were grouped into data subjects by the column ‘{subjects.group_column}’: "
-        f"{subjects.n_member_subjects:,} member and {subjects.n_nonmember_subjects:,} non-member subjects{per}. "
-        "Each attack's record scores were aggregated per subject, and the attack was evaluated over subjects with "
-        "the same metrics and bootstrap confidence intervals as over records: can an attacker tell whether a "
-        "person, rather than a record, was in the training data?"
-    )
-    ordered = sorted(
-        subjects.attacks, key=lambda a: (-a.tpr_at_fpr[HEADLINE_FPR].tpr if HEADLINE_FPR in a.tpr_at_fpr else 0.0,
-                                         -a.auc, a.name, a.aggregation)
-    )
-    worst = subjects.worst_case
-    worst_name = worst.attack if worst else None
-    rows = [
-        SubjectRow(
-            attack=a.name,
-            aggregation=a.aggregation,
-            is_worst=f"{a.name} ({a.aggregation})" == worst_name,
-            counts=f"{count(a.n_members)} / {count(a.n_nonmembers)}",
-            auc=Cell(value=num(a.auc), interval=ci(a.auc_ci)),
-            tpr=_tpr_cell(a.tpr_at_fpr.get(HEADLINE_FPR)),
-            advantage=Cell(value=signed(a.advantage), interval=ci(a.advantage_ci)),
-        )
-        for a in ordered
-    ]
-    worst_line = "No attack could be evaluated over subjects."
-    if worst is not None:
-        point = worst.tpr_at_fpr_0_001
-        tpr = (
-            "TPR at 0.1% FPR not estimable with this many non-member subjects"
-            if point.flag == "not_estimable"
-            else f"TPR at 0.1% FPR {pct(point.tpr)} {pct_ci(point.ci)}"
-            + (" (low evidence)" if point.flag == "low_evidence" else "")
-            + f", i.e. {worst.members_singled_out_at_0_001:,} of {subjects.n_member_subjects:,} member subjects singled out"
-        )
-        worst_line = f"Worst case over subjects: {worst.attack}, AUC {num(worst.auc)} {ci(worst.auc_ci)}; {tpr}."
-    shown = [row for row in rows if row.is_worst] + [row for row in rows if not row.is_worst]
-    shown = shown[:SUBJECT_LIMIT]
-    keep = {(row.attack, row.aggregation) for row in shown}
-    return SubjectSection(
-        group_column=subjects.group_column,
-        intro=intro,
-        worst_line=worst_line,
-        rows=[row for row in rows if (row.attack, row.aggregation) in keep],
-        n_more=len(rows) - len(keep),
-        aggregations=list(subjects.aggregations.items()),
-    )
-
-
 def build_slice_section(result: AuditResult) -> SliceSection:
     """Section 7's content from the results (measured=False when no slice was measured)."""
-    subjects = _subjects(result.subjects)
+    subjects = build_subject_section(result.subjects)
     summary = result.slice_summary
     if not result.slices and summary is None:
         return SliceSection(measured=False, subjects=subjects)
@@ -474,34 +381,12 @@ def worst_slice_headline(result: AuditResult) -> Headline:
     )
 
 
-def subject_headline(result: AuditResult) -> Headline | None:
-    """The executive summary's data-subject line (only with --group-column)."""
-    subjects = result.subjects
-    if subjects is None or subjects.worst_case is None:
-        return None
-    worst = subjects.worst_case
-    point = worst.tpr_at_fpr_0_001
-    tpr = (
-        "TPR at 0.1% FPR not estimable"
-        if point.flag == "not_estimable"
-        else f"TPR at 0.1% FPR {pct(point.tpr)} {pct_ci(point.ci)}" + (" (low evidence)" if point.flag == "low_evidence" else "")
-    )
-    return Headline(
-        label="Worst case over data subjects",
-        value=f"{worst.attack} — AUC {num(worst.auc)} {ci(worst.auc_ci)}",
-        text=True,
-        note=f"{tpr}; {subjects.n_member_subjects:,} member and {subjects.n_nonmember_subjects:,} non-member "
-        f"subjects (‘{subjects.group_column}’); section 7",
-    )
-
-
 __all__ = [
     "CHART_LIMIT",
     "TABLE_LIMIT",
     "SliceSection",
     "build_slice_section",
     "ranked_slices",
-    "subject_headline",
     "top_slices",
     "worst_slice_headline",
 ]

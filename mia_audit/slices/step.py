@@ -11,7 +11,8 @@ from mia_audit.data.audit_data import AuditData
 from mia_audit.evaluation.core import TargetOutputs
 from mia_audit.results import AttackResult, SubjectAudit
 from mia_audit.seeds import SeedStreams
-from mia_audit.slices.evaluate import SliceEvaluation, build_slices, evaluate_slices
+from mia_audit.slices.dimensions import build_slices
+from mia_audit.slices.evaluate import SliceEvaluation, evaluate_slices
 from mia_audit.slices.subjects import audit_subjects
 
 __all__ = ["GroupResults", "measure_groups"]

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from mia_audit.stats.metrics import evidence_flag
-from mia_audit.stats.level_counts import max_false_positives
+from mia_audit.stats.evidence import evidence_flag, max_false_positives
 
 
 @dataclass(frozen=True)

@@ -46,18 +46,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from mia_audit.stats.metrics import FPR_LEVELS, evidence_flag
+from mia_audit.stats.evidence import FPR_LEVELS, evidence_flag, max_false_positives
+from mia_audit.stats.intervals import clopper_pearson_lower, clopper_pearson_upper, wald_interval
+from mia_audit.stats.roc import TprAtFpr, score_levels
 
 __all__ = [
     "LevelCounts",
     "SliceStatistics",
-    "TprBand",
     "auc_from_counts",
     "benjamini_hochberg",
     "delong_auc_ci",
     "delong_auc_variance",
     "mann_whitney_greater",
-    "max_false_positives",
     "slice_statistics",
     "tpr_at_fpr_band",
     "tpr_at_fpr_bands",
@@ -90,12 +90,9 @@ class LevelCounts:
     @classmethod
     def from_scores(cls, *, member_scores, nonmember_scores) -> "LevelCounts":
         """Counts from raw scores (used by tests and small callers; slices go through `from_levels`)."""
-        members = np.asarray(member_scores, dtype=np.float64)
-        nonmembers = np.asarray(nonmember_scores, dtype=np.float64)
-        ascending, inverse = np.unique(np.concatenate([members, nonmembers]), return_inverse=True)
-        level = ascending.size - 1 - inverse.reshape(-1)
+        levels = score_levels(member_scores=member_scores, nonmember_scores=nonmember_scores)
         return cls.from_levels(
-            member_levels=level[: members.size], nonmember_levels=level[members.size :], n_levels=ascending.size
+            member_levels=levels.member_level, nonmember_levels=levels.nonmember_level, n_levels=levels.count
         )
 
 
@@ -140,14 +137,9 @@ def delong_auc_variance(counts: LevelCounts) -> float:
     return s10 / n1 + s01 / n0
 
 
-def _wald(auc: float, variance: float, confidence: float) -> tuple[float, float]:
-    half = float(special.ndtri(0.5 + confidence / 2.0)) * math.sqrt(max(variance, 0.0))
-    return max(0.0, auc - half), min(1.0, auc + half)
-
-
 def delong_auc_ci(counts: LevelCounts, *, confidence: float = 0.95) -> tuple[float, float]:
     """Wald interval AUC ± z·SE_DeLong, clipped to [0, 1]."""
-    return _wald(auc_from_counts(counts), delong_auc_variance(counts), confidence)
+    return wald_interval(auc_from_counts(counts), delong_auc_variance(counts), confidence)
 
 
 def mann_whitney_greater(counts: LevelCounts) -> float:
@@ -170,29 +162,6 @@ def mann_whitney_greater(counts: LevelCounts) -> float:
     return float(special.ndtr(-z))
 
 
-def max_false_positives(alpha: float, n_nonmembers: int) -> int:
-    """Largest integer f with f / n_nonmembers ≤ alpha (in the float arithmetic the ROC's FPR uses)."""
-    f = int(math.floor(alpha * n_nonmembers))
-    while f + 1 <= n_nonmembers and (f + 1) / n_nonmembers <= alpha:
-        f += 1
-    while f > 0 and f / n_nonmembers > alpha:
-        f -= 1
-    return f
-
-
-@dataclass(frozen=True)
-class TprBand:
-    """TPR@α (DESIGN §4.3 point estimate), its threshold-band interval, the achieved FPR and its interval."""
-
-    alpha: float
-    tpr: float
-    ci: tuple[float, float]
-    achieved_fpr: float
-    achieved_fpr_ci: tuple[float, float]
-    true_positives: int
-    flag: str
-
-
 @functools.lru_cache(maxsize=1024)
 def _binomial_band(n0: int, alphas: tuple[float, ...], tail: float) -> np.ndarray:
     """Binomial(n0, α) quantiles at `tail` then at 1 − `tail` for each α (cached: a slice has the same n0
@@ -210,23 +179,7 @@ def _tp_at_most(tp: np.ndarray, fp: np.ndarray, allowed: np.ndarray) -> np.ndarr
     return np.where(index >= 0, tp[np.maximum(index, 0)], 0)
 
 
-def _cp_lower(successes: np.ndarray, trials: int, tail: float) -> np.ndarray:
-    """Clopper–Pearson lower bounds at one-sided level `tail` (vectorised Beta quantiles; 0 at x = 0)."""
-    x = np.asarray(successes, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        bound = special.betaincinv(np.maximum(x, 1.0), trials - x + 1.0, tail)
-    return np.where(x > 0, bound, 0.0)
-
-
-def _cp_upper(successes: np.ndarray, trials: int, tail: float) -> np.ndarray:
-    """Clopper–Pearson upper bounds at one-sided level `tail` (1 at x = trials)."""
-    x = np.asarray(successes, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        bound = special.betaincinv(x + 1.0, np.maximum(trials - x, 1.0), 1.0 - tail)
-    return np.where(x < trials, bound, 1.0)
-
-
-def tpr_at_fpr_bands(counts: LevelCounts, *, alphas, confidence: float = 0.95) -> dict[float, TprBand]:
+def tpr_at_fpr_bands(counts: LevelCounts, *, alphas, confidence: float = 0.95) -> dict[float, TprAtFpr]:
     """TPR at FPR ≤ α for several α with the threshold-band interval of the module docstring (vectorised)."""
     n1, n0 = _check(counts)
     alpha = np.asarray([float(a) for a in alphas], dtype=np.float64)
@@ -239,27 +192,26 @@ def tpr_at_fpr_bands(counts: LevelCounts, *, alphas, confidence: float = 0.95) -
     tail = (1.0 - confidence) / 4.0
     quantiles = _binomial_band(n0, tuple(alpha.tolist()), tail)
     f_low, f_high = quantiles[: alpha.size] - 1.0, quantiles[alpha.size :]
-    lower = _cp_lower(_tp_at_most(tp, fp, f_low), n1, tail)
-    upper = _cp_upper(_tp_at_most(tp, fp, f_high), n1, tail)
+    lower = clopper_pearson_lower(successes=_tp_at_most(tp, fp, f_low), trials=n1, tail=tail)
+    upper = clopper_pearson_upper(successes=_tp_at_most(tp, fp, f_high), trials=n1, tail=tail)
     half = (1.0 - confidence) / 2.0
     false_positives = fp[best]
-    fpr_lower = _cp_lower(false_positives, n0, half)
-    fpr_upper = _cp_upper(false_positives, n0, half)
+    fpr_lower = clopper_pearson_lower(successes=false_positives, trials=n0, tail=half)
+    fpr_upper = clopper_pearson_upper(successes=false_positives, trials=n0, tail=half)
     return {
-        float(a): TprBand(
+        float(a): TprAtFpr(
             alpha=float(a),
             tpr=float(tp[best[i]]) / n1,
-            ci=(float(lower[i]), float(upper[i])),
             achieved_fpr=float(false_positives[i]) / n0,
-            achieved_fpr_ci=(float(fpr_lower[i]), float(fpr_upper[i])),
-            true_positives=int(tp[best[i]]),
             flag=evidence_flag(n_nonmembers=n0, alpha=float(a)),
+            ci=(float(lower[i]), float(upper[i])),
+            achieved_fpr_ci=(float(fpr_lower[i]), float(fpr_upper[i])),
         )
         for i, a in enumerate(alpha)
     }
 
 
-def tpr_at_fpr_band(counts: LevelCounts, *, alpha: float, confidence: float = 0.95) -> TprBand:
+def tpr_at_fpr_band(counts: LevelCounts, *, alpha: float, confidence: float = 0.95) -> TprAtFpr:
     """TPR at FPR ≤ α with the threshold-band interval described in the module docstring."""
     return tpr_at_fpr_bands(counts, alphas=(alpha,), confidence=confidence)[float(alpha)]
 
@@ -283,7 +235,7 @@ class SliceStatistics:
     auc_se: float
     advantage: float
     p_value: float
-    tpr_at_fpr: dict[float, TprBand]
+    tpr_at_fpr: dict[float, TprAtFpr]
 
 
 def slice_statistics(
@@ -296,7 +248,7 @@ def slice_statistics(
         n_members=counts.n_members,
         n_nonmembers=counts.n_nonmembers,
         auc=auc,
-        auc_ci=_wald(auc, variance, confidence),
+        auc_ci=wald_interval(auc, variance, confidence),
         auc_se=math.sqrt(max(variance, 0.0)),
         advantage=advantage_from_counts(counts),
         p_value=mann_whitney_greater(counts),

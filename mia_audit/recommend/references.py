@@ -1,0 +1,11 @@
+"""The papers and documents the recommendations cite (the seed documents, DESIGN.md §1 and §4.4)."""
+
+LI_2021 = "Li, Li & Ribeiro 2021, Membership Inference Attacks and Defenses in Classification Models, CODASPY'21"
+AZAZOGLU_2025 = "Azazoglu 2025, Defending Against Membership Inference Attacks, Brown University CSCI2980"
+ABADI_2016 = "Abadi et al. 2016, Deep Learning with Differential Privacy, ACM CCS"
+KAIROUZ_2015 = "Kairouz, Oh & Viswanath 2015, The Composition Theorem for Differential Privacy, ICML"
+SHOKRI_2017 = "Shokri et al. 2017, Membership Inference Attacks against Machine Learning Models, IEEE S&P"
+CHOQUETTE_2021 = "Choquette-Choo et al. 2021, Label-Only Membership Inference Attacks, ICML"
+CARLINI_2022 = "Carlini et al. 2022, Membership Inference Attacks From First Principles, IEEE S&P"
+RAIZADA_CHECKLIST = "Raizada, Defending Against Membership Inference and Privacy Attacks, deployment checklist"
+SZEGEDY_2016 = "Szegedy et al. 2016, Rethinking the Inception Architecture (label smoothing), CVPR"

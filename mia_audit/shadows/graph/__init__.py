@@ -1,0 +1,30 @@
+"""A trainable, functional copy of a classifier graph: ONNX-style nodes interpreted with torch ops.
+
+A `TrainableGraph` is the architecture of the audited model without its weights. The package is split by job:
+
+- `nodes`: the vocabulary (GraphNode, ParamSpec, RunContext, UnsupportedGraph, NotStackable);
+- `trainable`: the IR — `TrainableGraph` with its parameter initialisation and functional `run`;
+- `registry`: the op table, one entry per ONNX operator (`@op("Gemm", stacked=...)`); an op outside the
+  table makes the graph untrainable and is named in the reason step 5 is skipped;
+- `ops_math`, `ops_nn`, `ops_shape`: the op implementations by family (importing them fills the table);
+- `stacking`, `stacked`: evaluating K models at once with stacked parameters (`run_stacked`).
+"""
+
+from mia_audit.shadows.graph import ops_math, ops_nn, ops_shape  # noqa: F401 — fill the op table
+from mia_audit.shadows.graph.nodes import GraphNode, Head, NotStackable, ParamSpec, UnsupportedGraph, uniform_bound
+from mia_audit.shadows.graph.registry import op, supported_ops
+from mia_audit.shadows.graph.stacked import run_stacked
+from mia_audit.shadows.graph.trainable import TrainableGraph
+
+__all__ = [
+    "GraphNode",
+    "Head",
+    "NotStackable",
+    "ParamSpec",
+    "TrainableGraph",
+    "UnsupportedGraph",
+    "op",
+    "run_stacked",
+    "supported_ops",
+    "uniform_bound",
+]
