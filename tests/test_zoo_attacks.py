@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from mia_audit.cli import app
-from tests.zoo import ZOO_NAMES, ZooModel, zoo  # noqa: F401 - `zoo` is the session fixture
+from tests.zoo import ZOO_NAMES, ZooModel, file_probabilities, zoo  # noqa: F401 - `zoo` is the session fixture
 
 runner = CliRunner()
 
@@ -107,37 +106,12 @@ def _fidelity_kind(label: str) -> str:
 # --- the zoo itself ------------------------------------------------------------------------------------
 
 
-def _file_probabilities(model: ZooModel, x: np.ndarray) -> np.ndarray:
-    """Class probabilities of the written file, computed with onnxruntime / torch.jit directly."""
-    if model.format == "torchscript":
-        import torch
-
-        with torch.inference_mode():
-            out = torch.jit.load(str(model.path))(torch.from_numpy(x)).double().numpy()
-    else:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {session.get_inputs()[0].name: x})
-        out = outputs[-1]
-        if isinstance(out, list):  # skl2onnx's ZipMap: one {class: probability} dict per record
-            out = np.array([[row[key] for key in sorted(row)] for row in out])
-        out = np.asarray(out, dtype=np.float64)
-    if model.family == "sklearn":
-        return out
-    if out.shape[1] == 1:  # one logit
-        p = 1.0 / (1.0 + np.exp(-out[:, 0]))
-        return np.stack([1.0 - p, p], axis=1)
-    shifted = out - out.max(axis=1, keepdims=True)
-    return np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-
-
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_zoo_file_reproduces_its_model_and_the_model_overfits(zoo, name):
     """The file the CLI audits is the in-memory model (same probabilities), and it memorised its members."""
     model = zoo[name]
     x = np.concatenate([model.split.x_members[:50], model.split.x_nonmembers[:50]])
-    np.testing.assert_allclose(_file_probabilities(model, x), model.predict_proba(x), atol=1e-4)
+    np.testing.assert_allclose(file_probabilities(model=model, x=x), model.predict_proba(x), atol=1e-4)
     assert model.member_accuracy == 1.0
     assert model.nonmember_accuracy < 0.99
 
@@ -154,8 +128,9 @@ def test_loss_attack_auc_matches_an_independent_computation(zoo, zoo_results, na
     is_member = np.r_[np.ones(len(split.y_members)), np.zeros(len(split.y_nonmembers))]
     expected = roc_auc_score(is_member, np.log(np.clip(p_true, 1e-300, None)))
     loss = next(attack for attack in results["attacks"] if attack["name"] == "loss")
-    # Tolerance: the file computes in float32, which can merge or split a few ties of near-1 probabilities.
-    assert loss["auc"] == pytest.approx(expected, abs=0.01)
+    # Tolerance: the file computes in float32, which can merge or split a few ties of near-1 probabilities
+    # (measured: at most 0.001 on the zoo).
+    assert loss["auc"] == pytest.approx(expected, abs=0.003)
     assert expected > 0.55  # the zoo model leaks measurably
 
 

@@ -38,7 +38,7 @@ import pytest
 
 from tests import model_factories as mf
 
-__all__ = ["ZOO_NAMES", "Split", "ZooModel", "build_zoo", "split_dataset", "zoo"]
+__all__ = ["ZOO_NAMES", "Split", "ZooModel", "build_zoo", "file_probabilities", "split_dataset", "zoo"]
 
 N_MEMBERS = 300
 #: Non-members per dataset: digits has 1,797 records (1,000 non-members make TPR@0.1%FPR estimable),
@@ -441,6 +441,37 @@ def _torch_entries(*, split: Split, directory: Path, seed: int, names: set[str])
         model = _train_torch(model=model, x=x, y=y, seed=seed + 200, steps=400, lr=3e-3, binary=True)
         add(base="torch_binary_logit", model=model, exporter="legacy", binary=True, truth={"outputs": 1})
     return built
+
+
+# --- querying the written file ---------------------------------------------------------------------------
+
+
+def file_probabilities(*, model: ZooModel, x: np.ndarray) -> np.ndarray:
+    """Class probabilities of the written file (not the in-memory model), from onnxruntime / torch.jit directly.
+
+    What a black-box attacker querying the deployed artifact sees; logits are turned into probabilities.
+    """
+    if model.format == "torchscript":
+        import torch
+
+        with torch.inference_mode():
+            out = torch.jit.load(str(model.path))(torch.from_numpy(x)).double().numpy()
+    else:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {session.get_inputs()[0].name: x})
+        out = outputs[-1]
+        if isinstance(out, list):  # skl2onnx's ZipMap: one {class: probability} dict per record
+            out = np.array([[row[key] for key in sorted(row)] for row in out])
+        out = np.asarray(out, dtype=np.float64)
+    if model.family == "sklearn":
+        return out
+    if out.shape[1] == 1:  # one logit
+        p = 1.0 / (1.0 + np.exp(-out[:, 0]))
+        return np.stack([1.0 - p, p], axis=1)
+    shifted = out - out.max(axis=1, keepdims=True)
+    return np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
 
 
 # --- the zoo -------------------------------------------------------------------------------------------
