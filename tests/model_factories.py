@@ -25,6 +25,7 @@ __all__ = [
     "torchscript_mlp",
     "sklearn_onnx",
     "sklearn_binary_onnx",
+    "export_torch_onnx",
 ]
 
 
@@ -147,6 +148,30 @@ def _export_onnx(
             size_threshold=0,
         )
     return used
+
+
+def export_torch_onnx(
+    *,
+    model: Any,
+    path: Path,
+    n_features: int,
+    exporter: Literal["dynamo", "legacy"] = "dynamo",
+    output_name: str = "output",
+) -> str:
+    """Export an in-memory torch classifier taking (batch, n_features) inputs, with a dynamic batch axis.
+
+    Returns the exporter actually used ("dynamo" falls back to "legacy" when the dynamo exporter fails).
+    """
+    return _export_onnx(
+        model=model,
+        path=Path(path),
+        n_features=n_features,
+        output_name=output_name,
+        exporter=exporter,
+        dynamic_batch=True,
+        external_data=False,
+        example_batch=2,
+    )
 
 
 def torch_mlp_onnx(
