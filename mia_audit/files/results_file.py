@@ -39,7 +39,7 @@ def _document(path: Path) -> tuple[dict, bytes]:
     except OSError as error:
         raise InputError(f"{path}: cannot read the results file ({error.strerror or error})") from None
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8-sig"))  # a BOM (Windows editors) is not an error
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a JSON document (not UTF-8 text)") from None
     except json.JSONDecodeError as error:
