@@ -3,8 +3,8 @@
 Runs the CLI in this process with the given arguments and records a mark at every progress event the
 workflow emits (stage begin / advance / end: so per attack for "Running attacks" and "Measuring (bootstrap
 CIs)"), and around the steps it can find by name: reading the audit sets and loading the model
-(`workflow._load`), `workflow.run_audit`, the report rendering (`cli._render_reports`, and inside it
-`render_html` / `render_pdf`). Names that a later package layout no longer has are skipped with a note.
+(`workflow._load`), `workflow.run_audit`, the report rendering (`render_reports` of cli/run.py, and inside
+it `render_html` / `render_pdf`). Names that a later package layout no longer has are skipped with a note.
 
 For every interval between consecutive marks it prints wall seconds, CPU seconds (user + sys of this
 process, all threads) and CPU / wall — 1.0 means one core busy, 2.0 both — plus the resident set at the
@@ -71,10 +71,23 @@ def _wrap(module, name: str) -> None:
     setattr(module, name, timed)
 
 
+def _cli_module():
+    """The module whose names `mia-audit run` looks up at call time: cli/run.py (issue-10 layout) or cli.py."""
+    import mia_audit.cli as cli
+
+    try:
+        from mia_audit.cli import run as run_module  # the package layout: cli/run.py holds the command
+
+        if hasattr(run_module, "RichProgress"):
+            return run_module
+    except ImportError:
+        pass
+    return cli
+
+
 def install() -> None:
     mark("interpreter start → stage_times imports")
-    from mia_audit import cli
-
+    cli = _cli_module()
     mark("import mia_audit.cli")
 
     class TimedProgress(cli.RichProgress):
@@ -104,10 +117,10 @@ def install() -> None:
     cli.RichProgress = TimedProgress
     import mia_audit.workflow as workflow
 
-    mark("import mia_audit.workflow (numpy, onnxruntime, torch, …)")
+    mark("import mia_audit.workflow (numpy, onnxruntime, …)")
     for name in ("_load", "run_audit", "query_target", "run_reference_step", "evaluate", "measure_groups"):
         _wrap(workflow, name)
-    _wrap(cli, "_render_reports")
+    _wrap(cli, "render_reports" if hasattr(cli, "render_reports") else "_render_reports")
     import mia_audit.report as report
 
     mark("import mia_audit.report (jinja2, matplotlib, weasyprint)")
