@@ -5,8 +5,10 @@ Celu, a Greater/Where threshold branch for Softplus and folds an eval-mode Batch
 legacy exporter (also what mia-audit uses for TorchScript models) decomposes Mish, writes Softshrink as
 Greater/Less/Where and Hardtanh as Clip. One module with every torch activation side by side, and one
 with 1-D and 2-D convolution, pooling and normalisation layers, are exported with each exporter; the
-converted graph with the model's own weights must equal onnxruntime on the exported file, and the
-conversion must find the training head (the logits before the final LogSoftmax).
+converted graph with the model's own weights must equal onnxruntime on the exported file, the
+conversion must find the training head (the logits before the final LogSoftmax), and none of the
+module's learned parameters may be kept as a constant (a GroupNorm's scale and shift are exported as a
+Mul and an Add after an InstanceNormalization: they must be re-drawn too).
 """
 
 from __future__ import annotations
@@ -118,4 +120,7 @@ def test_exported_graph_converts_and_equals_onnxruntime(exported, tmp_path, name
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got.numpy(), reference, rtol=1e-4, atol=1e-4)
     assert graph.head == "log_softmax"
-    assert graph.n_parameters > 0
+    kept = [value.double().numpy().ravel() for value in graph.constants.values() if value.is_floating_point()]
+    for pname, parameter in module.named_parameters():  # no learned weight is kept from the model
+        values = np.sort(parameter.detach().double().numpy().ravel())
+        assert not any(c.size == values.size and np.allclose(np.sort(c), values, atol=1e-6) for c in kept), pname

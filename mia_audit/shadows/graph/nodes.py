@@ -85,12 +85,16 @@ class WeightContext:
     `shapes` holds the graph's floating-point constants; a rule marks some of them trainable (`params`,
     re-drawn for every shadow) or as BatchNorm running statistics (`running`), and records the fan-in of
     the layer it computes (`fan_in`, by output name) so a bias added by a later node is drawn like it.
+    `affine` marks normalised values ("normalised", then "scaled" after a constant Mul): exporters write
+    a GroupNorm's learned scale and shift as a Mul and an Add after the normalisation, which are re-drawn
+    (1 and 0) like a native normalisation's.
     """
 
     shapes: dict[str, tuple[int, ...]]
     params: dict[str, ParamSpec] = field(default_factory=dict)
     running: dict[str, Literal["mean", "var"]] = field(default_factory=dict)
     fan_in: dict[str, int] = field(default_factory=dict)
+    affine: dict[str, str] = field(default_factory=dict)
 
     def trainable(self, name: str, spec: ParamSpec) -> None:
         """Mark constant `name` trainable (a no-op for inputs that are not floating-point constants)."""
@@ -98,4 +102,10 @@ class WeightContext:
             self.params.setdefault(name, spec)
 
     def is_constant(self, name: str) -> bool:
+        """Whether `name` is a floating-point constant (a candidate weight)."""
         return bool(name) and name in self.shapes
+
+    def carry_affine(self, node: GraphNode) -> None:
+        """Ops that only move values (reshapes, casts) keep their input's normalisation mark."""
+        if node.inputs and node.inputs[0] in self.affine:
+            self.affine[node.outputs[0]] = self.affine[node.inputs[0]]

@@ -170,11 +170,23 @@ def _broadcasting(fn):
 
 
 def _add_weights(node: GraphNode, ctx: WeightContext) -> None:
-    """A constant added to a dense or convolution layer's output is its bias (drawn with that layer's fan-in)."""
+    """A constant added to a dense or convolution layer's output is its bias (drawn with that layer's fan-in);
+    added to a normalised value, it is the normalisation's shift (starts at 0)."""
     ins = node.inputs
     for this, other in ((ins[0], ins[1]), (ins[1], ins[0])):
         if ctx.is_constant(this) and other in ctx.fan_in:
             ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="uniform", bound=uniform_bound(ctx.fan_in[other])))
+        elif ctx.is_constant(this) and other in ctx.affine:
+            ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="zeros"))
+
+
+def _mul_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """A constant multiplying a normalised value is the normalisation's scale (starts at 1)."""
+    ins = node.inputs
+    for this, other in ((ins[0], ins[1]), (ins[1], ins[0])):
+        if ctx.is_constant(this) and ctx.affine.get(other) == "normalised":
+            ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="ones"))
+            ctx.affine[node.outputs[0]] = "scaled"
 
 
 def _prelu_weights(node: GraphNode, ctx: WeightContext) -> None:
@@ -183,7 +195,7 @@ def _prelu_weights(node: GraphNode, ctx: WeightContext) -> None:
         ctx.trainable(node.inputs[1], ParamSpec(shape=ctx.shapes[node.inputs[1]], init="constant", value=0.25))
 
 
-_WEIGHTS = {"Add": _add_weights, "PRelu": _prelu_weights}
+_WEIGHTS = {"Add": _add_weights, "Mul": _mul_weights, "PRelu": _prelu_weights}
 
 for _name, _fn in BROADCASTING.items():
     op(_name, stacked=elementwise, weights=_WEIGHTS.get(_name))(_broadcasting(_fn))

@@ -135,10 +135,12 @@ def _global_lp_pool(ctx, node, inputs):
 
 
 def _scale_shift_weights(first: int):
-    """Inputs `first` (scale, from 1) and `first + 1` (shift, from 0) are learned."""
+    """Inputs `first` (scale, from 1) and `first + 1` (shift, from 0) are learned; the output is marked
+    normalised (a constant Mul / Add after it is a learned scale / shift too, see `WeightContext`)."""
 
     def rule(node: GraphNode, ctx: WeightContext) -> None:
         ins = node.inputs
+        ctx.affine[node.outputs[0]] = "normalised"
         if len(ins) > first and ctx.is_constant(ins[first]):
             ctx.trainable(ins[first], ParamSpec(shape=ctx.shapes[ins[first]], init="ones"))
         if len(ins) > first + 1 and ctx.is_constant(ins[first + 1]):
@@ -212,7 +214,11 @@ def _lp_norm(ctx, node, inputs):
     return [x / torch.linalg.vector_norm(x, ord=p, dim=int(node.attrs.get("axis", -1)), keepdim=True)]
 
 
-@op("MeanVarianceNormalization")
+def _normalised(node: GraphNode, ctx: WeightContext) -> None:
+    ctx.affine[node.outputs[0]] = "normalised"
+
+
+@op("MeanVarianceNormalization", weights=_normalised)
 def _mvn(ctx, node, inputs):
     """(x − E[x]) / (√(E[x²] − E[x]²) + 1e-9) over `axes` (default [0, 2, 3])."""
     x = inputs[0]

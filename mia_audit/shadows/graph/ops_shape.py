@@ -8,11 +8,15 @@ from typing import Any
 import torch
 
 from mia_audit.shadows.graph.attrs import ONNX_DTYPES, axes, ints
-from mia_audit.shadows.graph.nodes import UnsupportedGraph
+from mia_audit.shadows.graph.nodes import GraphNode, UnsupportedGraph, WeightContext
 from mia_audit.shadows.graph.registry import op
 from mia_audit.shadows.graph.stacking import along_axis, follow_first, logical_rank
 
 # --- reshaping (with stacked rules: the model dimension stays in front) ---------------------------------
+
+
+def _carry_affine(node: GraphNode, ctx: WeightContext) -> None:
+    ctx.carry_affine(node)
 
 
 def _stacked_flatten(ctx, node, inputs, flags, k):
@@ -23,7 +27,7 @@ def _stacked_flatten(ctx, node, inputs, flags, k):
     return [x.reshape(k, math.prod(x.shape[1 : 1 + axis]), -1)], True
 
 
-@op("Flatten", stacked=_stacked_flatten)
+@op("Flatten", weights=_carry_affine, stacked=_stacked_flatten)
 def _flatten(ctx, node, inputs):
     x = inputs[0]
     axis = int(node.attrs.get("axis", 1)) % max(1, x.dim()) if x.dim() else 0
@@ -39,7 +43,7 @@ def _stacked_reshape(ctx, node, inputs, flags, k):
     return [x.reshape(k, *target)], True
 
 
-@op("Reshape", stacked=_stacked_reshape)
+@op("Reshape", weights=_carry_affine, stacked=_stacked_reshape)
 def _reshape(ctx, node, inputs):
     """A 0 in the target shape copies the input's dimension unless `allowzero` is set."""
     x, shape = inputs[0], ints(inputs[1])
@@ -55,7 +59,7 @@ def _stacked_transpose(ctx, node, inputs, flags, k):
     return [inputs[0].permute(0, *[p + 1 for p in perm])], True
 
 
-@op("Transpose", stacked=_stacked_transpose)
+@op("Transpose", weights=_carry_affine, stacked=_stacked_transpose)
 def _transpose(ctx, node, inputs):
     x = inputs[0]
     perm = node.attrs.get("perm") or list(reversed(range(x.dim())))
@@ -76,7 +80,7 @@ def _stacked_unsqueeze(ctx, node, inputs, flags, k):
     return [x], True
 
 
-@op("Unsqueeze", stacked=_stacked_unsqueeze)
+@op("Unsqueeze", weights=_carry_affine, stacked=_stacked_unsqueeze)
 def _unsqueeze(ctx, node, inputs):
     x = inputs[0]
     for axis in _unsqueeze_axes(node, inputs, x.dim()):
@@ -101,7 +105,7 @@ def _stacked_squeeze(ctx, node, inputs, flags, k):
     return [x], True
 
 
-@op("Squeeze", stacked=_stacked_squeeze)
+@op("Squeeze", weights=_carry_affine, stacked=_stacked_squeeze)
 def _squeeze(ctx, node, inputs):
     x = inputs[0]
     for axis in _squeeze_axes(node, inputs, tuple(x.shape)):
@@ -292,7 +296,7 @@ def _pad(ctx, node, inputs):
     return [x]
 
 
-@op("Cast", stacked=follow_first)
+@op("Cast", weights=_carry_affine, stacked=follow_first)
 def _cast(ctx, node, inputs):
     to = ONNX_DTYPES.get(int(node.attrs["to"]))
     if to is None:
