@@ -193,6 +193,7 @@ add("Conv", x=IMG, inputs=["h", "w"], consts={"w": uniform(6, 1, 3, 3)}, group=3
 add("Conv", x=IMG, inputs=["h", "w"], consts={"w": uniform(4, 3, 3, 3)}, auto_pad="SAME_UPPER", strides=[2, 2], tag="same-upper")
 add("Conv", x=IMG, inputs=["h", "w"], consts={"w": uniform(4, 3, 2, 2)}, pads=[0, 1, 1, 0], tag="asymmetric")
 add("Conv", x=SEQ, inputs=["h", "w", "b"], consts={"w": uniform(4, 3, 3), "b": uniform(4)}, pads=[1, 1], tag="1d")
+add("Conv", x=uniform(1, 2, 4, 4, 4), inputs=["h", "w"], consts={"w": uniform(3, 2, 2, 2, 2)}, tag="3d")
 add("MaxPool", x=IMG, kernel_shape=[2, 2], strides=[2, 2])
 add("MaxPool", x=IMG, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, tag="ceil-padded")
 add("MaxPool", x=IMG, kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER", tag="same-lower")
