@@ -140,3 +140,18 @@ def test_stacked_runner_equals_each_model_alone(converted, case_id):
     alone_own_x = torch.stack([graph.run(d, running, per_model_x[k], training=False)[0] for k, d in enumerate(draws)])
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6, equal_nan=True)
     torch.testing.assert_close(together_own_x, alone_own_x, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_shape_arithmetic_stays_unstacked_in_the_stacked_runner():
+    """Shape → Concat → Reshape (how dynamo writes a flatten): the shape vector is not stacked, so the
+    Reshape keeps its stacked rule and the whole graph runs without vmap."""
+    case = Case(key="Concat", id="shape-concat", x=np.ones((4, 2, 3), np.float32), nodes=[
+        onnx.helper.make_node("Shape", ["h"], ["s"], end=1),
+        onnx.helper.make_node("Concat", ["s", "minus_one"], ["target"], axis=0),
+        onnx.helper.make_node("Reshape", ["h", "target"], ["Y"]),
+    ], constants={"minus_one": np.array([-1], np.int64)})
+    graph, original, running = graph_from_onnx(proto=build(case), output_name="Y", output_kind="logits", n_outputs=None)
+    stacked = {name: torch.stack([value, 2 * value]) for name, value in original.items()}
+    together = run_stacked(graph, stacked, torch.from_numpy(case.x), x_stacked=False)
+    assert together.shape == (2, 4, 6)
+    torch.testing.assert_close(together[1], 2 * together[0])

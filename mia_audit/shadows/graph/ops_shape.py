@@ -114,7 +114,10 @@ def _squeeze(ctx, node, inputs):
 
 
 def _stacked_concat(ctx, node, inputs, flags, k):
-    """Unstacked inputs are repeated for every model; the axis moves past the model dimension."""
+    """Unstacked inputs are repeated for every model; the axis moves past the model dimension. (Shape
+    arithmetic, where no input is stacked, is evaluated plainly.)"""
+    if not any(flags):
+        return None
     present = [(v, f) for v, f in zip(inputs, flags) if v is not None]
     rank = logical_rank(*present[0])
     axis = int(node.attrs.get("axis", 0)) % max(1, rank) + 1
