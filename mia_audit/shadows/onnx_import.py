@@ -1,20 +1,28 @@
 """ONNX graph → `TrainableGraph` (architecture only; the model's trained weights are never reused).
 
-Which initializers are re-drawn for the shadows and which are kept:
+Steps: the graph is cut to the nodes the audited output depends on (a label branch, ArgMax, ZipMap or
+ArrayFeatureExtractor that only map scores to labels are neither converted nor refused); ops whose
+weights live in attributes (ONNX-ML LinearClassifier / LinearRegressor) are lowered to table ops; every
+remaining op must be in the op table (`mia_audit.shadows.graph`), else the conversion is refused naming it.
 
-- re-drawn (trainable): weights and biases of Gemm, MatMul and Conv; an Add right after a MatMul/Conv
-  (a bias exported separately); BatchNormalization and LayerNormalization scale/shift; PRelu slopes;
+Which constants are re-drawn for the shadows and which are kept is each op's weight rule in the table:
+
+- re-drawn (trainable): weights and biases of Gemm, MatMul and Conv (and of a lowered LinearClassifier /
+  LinearRegressor); an Add right after a MatMul/Conv (a bias exported separately); Batch/Layer/Instance/
+  Group normalisation scale and shift; PRelu slopes;
 - reset: BatchNormalization running mean (0) and variance (1);
 - kept as in the model: every other constant — input scaling or standardisation (`x / 16`,
-  `(x − mean) / std`), reshape targets. These are preprocessing fixed before training, not learned.
+  `(x − mean) / std`, an ONNX-ML Scaler / Normalizer / Imputer), reshape targets. These are preprocessing
+  fixed before training, not learned.
 
 The converted graph is checked against onnxruntime with the model's own weights on a few records
-before any shadow is trained (`verify_against`): a conversion that does not reproduce the model is
+before any shadow is trained (`shadows.clone`): a conversion that does not reproduce the model is
 refused, never silently trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -22,22 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mia_audit.shadows.graph import (
-    GraphNode,
-    Head,
-    ParamSpec,
-    TrainableGraph,
-    UnsupportedGraph,
-    supported_ops,
-    uniform_bound,
-)
+from mia_audit.shadows.graph import GraphNode, Head, TrainableGraph, UnsupportedGraph
+from mia_audit.shadows.graph.nodes import ML_DOMAIN, WeightContext
+from mia_audit.shadows.graph.registry import LowerContext, lookup
 
 __all__ = ["graph_from_onnx", "load_onnx_proto"]
 
 _FLOAT_TYPES = {1: torch.float32, 11: torch.float64, 10: torch.float16}
-_LINEAR_PRODUCERS = frozenset({"MatMul", "Conv", "Gemm"})
-# Ops that do not change which column is which; walked through when looking for the output head.
-_PASS_THROUGH = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Cast"})
 
 
 def load_onnx_proto(path: Path) -> Any:
@@ -80,25 +79,85 @@ def _attributes(node: Any) -> dict[str, Any]:
     return attrs
 
 
-def _op_label(node: Any) -> str:
-    return f"{node.op_type} (domain {node.domain})" if node.domain not in ("", "ai.onnx") else node.op_type
+def _op_label(node: GraphNode) -> str:
+    return f"{node.op} (domain {node.domain})" if node.domain not in ("", "ai.onnx") else node.op
+
+
+def _cone(nodes: list[GraphNode], output: str) -> list[GraphNode]:
+    """The nodes `output` depends on, in graph order: a label branch, a ZipMap or any other node the
+    audited output does not need is not converted (nor refused)."""
+    wanted, chosen = {output}, []
+    for node in reversed(nodes):
+        if wanted.intersection(node.outputs):
+            chosen.append(node)
+            wanted.update(name for name in node.inputs if name)
+    return chosen[::-1]
+
+
+def _fold_constants(nodes: list[GraphNode], values: dict[str, np.ndarray]) -> list[GraphNode]:
+    """Constant nodes become constants like initializers (so a weight exported as a Constant is a weight)."""
+    kept = []
+    for node in nodes:
+        if node.key == "Constant" and isinstance(node.attrs.get("value"), torch.Tensor):
+            values[node.outputs[0]] = node.attrs["value"].numpy()
+        else:
+            kept.append(node)
+    return kept
+
+
+def _lower(nodes: list[GraphNode], values: dict[str, np.ndarray], graph_input: str) -> list[GraphNode]:
+    """Nodes whose op is rewritten at import time (weights kept in attributes) replaced by table ops."""
+    taken = {graph_input} | {name for node in nodes for name in (*node.inputs, *node.outputs)}
+    context = LowerContext(constants=values, taken=taken)
+    result: list[GraphNode] = []
+    for node in nodes:
+        entry = lookup(node.key)
+        if entry is not None and entry.lower is not None:
+            result.extend(dataclasses.replace(new, domain="") for new in entry.lower(node, context))
+        else:
+            result.append(node)
+    return result
+
+
+def _check_inputs(nodes: list[GraphNode], available: set[str]) -> None:
+    """Every value a node reads is the graph input, a constant or an earlier node's output."""
+    known = set(available)
+    for node in nodes:
+        missing = [name for name in node.inputs if name and name not in known]
+        if missing:
+            raise UnsupportedGraph(f"operator {_op_label(node)} reads {missing[0]!r}, which the converter cannot compute")
+        known.update(node.outputs)
+
+
+#: What the training loss may read through: ops that do not change any value.
+_EXACT_PASS = frozenset({"Identity", "Cast", "Dropout"})
+
+
+def _is_l1_normalizer(node: GraphNode) -> bool:
+    return node.key == f"{ML_DOMAIN}:Normalizer" and str(node.attrs.get("norm", "")) == "L1"
 
 
 def _find_head(
     *, producers: dict[str, GraphNode], output: str, output_kind: str, n_outputs: int | None
 ) -> tuple[Head, str]:
-    """What the training loss reads: the logits before a final Softmax/LogSoftmax/Sigmoid, or the output."""
+    """What the training loss reads: the logits before a final Softmax/LogSoftmax/Sigmoid, or the output.
+
+    Identity / Cast / Dropout are walked through; so is an L1 Normalizer (skl2onnx puts one after a
+    logistic regression's softmax), but then only a Softmax counts — its rows already sum to one. A reshape
+    on the way means the loss reads the output itself.
+    """
     node = producers.get(output)
-    hops = 0
-    while node is not None and node.op in _PASS_THROUGH and hops < 8:
+    normalised, hops = False, 0
+    while node is not None and hops < 8 and (node.op in _EXACT_PASS or _is_l1_normalizer(node)):
+        normalised = normalised or _is_l1_normalizer(node)
         node = producers.get(node.inputs[0])
         hops += 1
-    if node is not None and hops == 0:
-        if node.op == "Softmax":
+    if node is not None and node.domain == "":
+        if node.op == "Softmax" and node.attrs.get("axis", -1) in (-1, 1):
             return "softmax", node.inputs[0]
-        if node.op == "LogSoftmax":
+        if node.op == "LogSoftmax" and not normalised:
             return "log_softmax", node.inputs[0]
-        if node.op == "Sigmoid" and n_outputs == 1:
+        if node.op == "Sigmoid" and n_outputs == 1 and not normalised:
             return "sigmoid", node.inputs[0]
     if output_kind == "logits":
         return ("binary_logit" if n_outputs == 1 else "ce"), output
@@ -118,14 +177,6 @@ def graph_from_onnx(
 
     graph = proto.graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 17)
-    known = supported_ops()
-    unsupported = sorted(
-        {_op_label(n) for n in graph.node if n.domain not in ("", "ai.onnx") or n.op_type not in known}
-    )
-    if unsupported:
-        raise UnsupportedGraph(
-            f"the model graph uses ONNX operator(s) mia-audit cannot retrain: {', '.join(unsupported)}"
-        )
     initializers = {t.name: t for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1:
@@ -140,74 +191,41 @@ def graph_from_onnx(
     if input_dtype == torch.float16:
         input_dtype = torch.float32
 
-    nodes = [
+    all_nodes = [
         GraphNode(
             op=n.op_type,
             inputs=tuple(n.input),
             outputs=tuple(n.output),
             attrs=_attributes(n),
             opset=opset,
+            domain="" if n.domain == "ai.onnx" else n.domain,
         )
         for n in graph.node
     ]
-    producers = {out: node for node in nodes for out in node.outputs}
+    needed = _cone(all_nodes, output_name)
+    unsupported = sorted({_op_label(n) for n in needed if lookup(n.key) is None})
+    if unsupported:
+        raise UnsupportedGraph(
+            f"the model graph uses ONNX operator(s) mia-audit cannot retrain: {', '.join(unsupported)}"
+        )
     values = {name: np.array(numpy_helper.to_array(t)) for name, t in initializers.items()}
-    is_float = {name: np.issubdtype(v.dtype, np.floating) for name, v in values.items()}
+    needed = _fold_constants(needed, values)
+    nodes = _cone(_lower(needed, values, inputs[0].name), output_name)
+    _check_inputs(nodes, {inputs[0].name, *values})
+    producers = {out: node for node in nodes for out in node.outputs}
 
-    params: dict[str, ParamSpec] = {}
-    running: dict[str, str] = {}
-    layer_fan_in: dict[str, int] = {}  # node output name -> fan_in of the layer that produced it
-
-    def trainable(name: str, spec: ParamSpec) -> None:
-        if name in values and is_float[name]:
-            params.setdefault(name, spec)
-
+    weights = WeightContext(
+        shapes={name: tuple(v.shape) for name, v in values.items() if np.issubdtype(v.dtype, np.floating)}
+    )
     for node in nodes:
-        ins = node.inputs
-        if node.op == "Gemm" and len(ins) >= 2 and ins[1] in values:
-            shape = values[ins[1]].shape
-            fan_in = shape[1] if node.attrs.get("transB", 0) else shape[0]
-            trainable(ins[1], ParamSpec(shape=tuple(shape), init="uniform", bound=uniform_bound(fan_in)))
-            if len(ins) > 2 and ins[2]:
-                trainable(ins[2], ParamSpec(shape=values[ins[2]].shape, init="uniform", bound=uniform_bound(fan_in)))
-            layer_fan_in[node.outputs[0]] = fan_in
-        elif node.op == "MatMul":
-            if ins[1] in values and values[ins[1]].ndim >= 2:
-                fan_in = values[ins[1]].shape[-2]
-                trainable(ins[1], ParamSpec(shape=values[ins[1]].shape, init="uniform", bound=uniform_bound(fan_in)))
-                layer_fan_in[node.outputs[0]] = fan_in
-            elif ins[0] in values and values[ins[0]].ndim >= 2:
-                fan_in = values[ins[0]].shape[-1]
-                trainable(ins[0], ParamSpec(shape=values[ins[0]].shape, init="uniform", bound=uniform_bound(fan_in)))
-                layer_fan_in[node.outputs[0]] = fan_in
-        elif node.op == "Conv" and ins[1] in values:
-            shape = values[ins[1]].shape
-            fan_in = int(shape[1] * math.prod(shape[2:]))
-            trainable(ins[1], ParamSpec(shape=tuple(shape), init="uniform", bound=uniform_bound(fan_in)))
-            if len(ins) > 2 and ins[2]:
-                trainable(ins[2], ParamSpec(shape=values[ins[2]].shape, init="uniform", bound=uniform_bound(fan_in)))
-            layer_fan_in[node.outputs[0]] = fan_in
-        elif node.op == "Add":
-            for this, other in ((ins[0], ins[1]), (ins[1], ins[0])):
-                if this in values and other in layer_fan_in:
-                    bound = uniform_bound(layer_fan_in[other])
-                    trainable(this, ParamSpec(shape=values[this].shape, init="uniform", bound=bound))
-        elif node.op == "BatchNormalization":
-            trainable(ins[1], ParamSpec(shape=values[ins[1]].shape, init="ones"))
-            trainable(ins[2], ParamSpec(shape=values[ins[2]].shape, init="zeros"))
-            for name, kind in ((ins[3], "mean"), (ins[4], "var")):
-                if name not in values:
-                    raise UnsupportedGraph("a BatchNormalization whose running statistics are not constants")
-                running[name] = kind
-        elif node.op == "LayerNormalization":
-            trainable(ins[1], ParamSpec(shape=values[ins[1]].shape, init="ones"))
-            if len(ins) > 2 and ins[2]:
-                trainable(ins[2], ParamSpec(shape=values[ins[2]].shape, init="zeros"))
-        elif node.op == "PRelu" and ins[1] in values:
-            trainable(ins[1], ParamSpec(shape=values[ins[1]].shape, init="constant", value=0.25))
-
+        rule = lookup(node.key).weights
+        if rule is not None:
+            rule(node, weights)
+    params, running = weights.params, weights.running
     if not params:
-        raise UnsupportedGraph("the model graph has no trainable layer (Gemm, MatMul or Conv with constant weights)")
+        raise UnsupportedGraph(
+            "the model graph has no trainable layer (Gemm, MatMul, Conv or a linear model with constant weights)"
+        )
 
     def tensor(name: str) -> torch.Tensor:
         value = values[name]
@@ -215,20 +233,21 @@ def graph_from_onnx(
             return torch.from_numpy(value.astype(np.float64)).to(input_dtype)
         return torch.from_numpy(value.copy())
 
-    constants = {name: tensor(name) for name in values if name not in params and name not in running}
+    used = {name for node in nodes for name in node.inputs}
+    constants = {name: tensor(name) for name in values if name in used and name not in params and name not in running}
     original = {name: tensor(name) for name in params}
     original_running = {name: tensor(name) for name in running}
     head, head_input = _find_head(
         producers=producers, output=output_name, output_kind=output_kind, n_outputs=n_outputs
     )
-    ops = sorted({node.op for node in nodes})
+    ops = sorted({node.op for node in nodes})  # after lowering: what is actually run
     result = TrainableGraph(
         input_name=inputs[0].name,
         output_name=output_name,
         input_dtype=input_dtype,
         nodes=nodes,
         params=params,
-        running=running,  # type: ignore[arg-type]
+        running=dict(running),
         constants=constants,
         head=head,
         head_input=head_input,

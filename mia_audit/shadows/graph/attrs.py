@@ -6,7 +6,7 @@ import torch
 
 from mia_audit.shadows.graph.nodes import GraphNode, UnsupportedGraph
 
-__all__ = ["ONNX_DTYPES", "axes", "check_auto_pad", "ints", "spatial_padding", "text"]
+__all__ = ["ONNX_DTYPES", "axes", "ints", "pads_for", "spatial_padding", "text"]
 
 # TensorProto.DataType → torch dtype (https://onnx.ai/onnx/api/mapping.html)
 ONNX_DTYPES = {
@@ -53,7 +53,24 @@ def spatial_padding(pads: list[int], dims: int) -> tuple[list[int] | None, list[
     return None, explicit
 
 
-def check_auto_pad(node: GraphNode) -> None:
+def pads_for(node: GraphNode, *, spatial: tuple[int, ...], kernel: list[int]) -> list[int]:
+    """The node's pads [b1, ..., bn, e1, ..., en], resolved from `auto_pad` when it is set: VALID pads
+    nothing; SAME_UPPER / SAME_LOWER pad so that output = ceil(input / stride), the odd one at the end /
+    the beginning (https://onnx.ai/onnx/operators/onnx__Conv.html)."""
+    dims = len(kernel)
     mode = text(node.attrs.get("auto_pad", "NOTSET"))
-    if mode not in ("NOTSET", "VALID", ""):
+    if mode in ("NOTSET", ""):
+        return list(node.attrs.get("pads", [])) or [0] * (2 * dims)
+    if mode == "VALID":
+        return [0] * (2 * dims)
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
         raise UnsupportedGraph(f"operator {node.op} with auto_pad={mode} is not supported")
+    strides = list(node.attrs.get("strides", [1] * dims))
+    dilations = list(node.attrs.get("dilations", [1] * dims))
+    begin, end = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        total = max(0, (-(-size // s) - 1) * s + (k - 1) * d + 1 - size)
+        small, large = total // 2, total - total // 2
+        begin.append(small if mode == "SAME_UPPER" else large)
+        end.append(large if mode == "SAME_UPPER" else small)
+    return begin + end

@@ -1,15 +1,12 @@
-"""Linear algebra, element-wise arithmetic, activations and softmax (ONNX operator semantics,
+"""Linear algebra, broadcasting arithmetic, comparisons and logic, Where and Clip (ONNX operator semantics,
 https://onnx.ai/onnx/operators/). Element-wise ops are rows of the tables below; the rest are functions."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from mia_audit.shadows.graph.attrs import text
-from mia_audit.shadows.graph.nodes import NotStackable
+from mia_audit.shadows.graph.nodes import GraphNode, NotStackable, ParamSpec, WeightContext, uniform_bound
 from mia_audit.shadows.graph.registry import op
 from mia_audit.shadows.graph.stacking import align, elementwise, follow_first
 
@@ -54,7 +51,33 @@ def _stacked_matmul(ctx, node, inputs, flags, k):
     return [y], stacked
 
 
-@op("Gemm", stacked=_stacked_matmul)
+def _gemm_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """A Gemm with constant B is a dense layer: B and C re-drawn like a new torch Linear."""
+    ins = node.inputs
+    if len(ins) < 2 or not ctx.is_constant(ins[1]):
+        return
+    shape = ctx.shapes[ins[1]]
+    fan_in = shape[1] if node.attrs.get("transB", 0) else shape[0]
+    ctx.trainable(ins[1], ParamSpec(shape=shape, init="uniform", bound=uniform_bound(fan_in)))
+    if len(ins) > 2 and ins[2]:
+        ctx.trainable(ins[2], ParamSpec(shape=ctx.shapes.get(ins[2], ()), init="uniform", bound=uniform_bound(fan_in)))
+    ctx.fan_in[node.outputs[0]] = fan_in
+
+
+def _matmul_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """A MatMul with a constant matrix operand is a dense layer (its bias, if any, is a following Add)."""
+    a, b = node.inputs[0], node.inputs[1]
+    if ctx.is_constant(b) and len(ctx.shapes[b]) >= 2:
+        fan_in = ctx.shapes[b][-2]
+        ctx.trainable(b, ParamSpec(shape=ctx.shapes[b], init="uniform", bound=uniform_bound(fan_in)))
+        ctx.fan_in[node.outputs[0]] = fan_in
+    elif ctx.is_constant(a) and len(ctx.shapes[a]) >= 2:
+        fan_in = ctx.shapes[a][-1]
+        ctx.trainable(a, ParamSpec(shape=ctx.shapes[a], init="uniform", bound=uniform_bound(fan_in)))
+        ctx.fan_in[node.outputs[0]] = fan_in
+
+
+@op("Gemm", stacked=_stacked_matmul, weights=_gemm_weights)
 def _gemm(ctx, node, inputs):
     """Y = alpha · A' · B' + beta · C (A', B' optionally transposed)."""
     a, b = inputs[0], inputs[1]
@@ -74,9 +97,15 @@ def _gemm(ctx, node, inputs):
     return [y]
 
 
-@op("MatMul", stacked=_stacked_matmul)
+@op("MatMul", stacked=_stacked_matmul, weights=_matmul_weights)
 def _matmul(ctx, node, inputs):
     return [torch.matmul(inputs[0], inputs[1])]
+
+
+@op("Einsum")
+def _einsum(ctx, node, inputs):
+    """ONNX's equation syntax (explicit `->` or implicit output, `...` broadcasting) is torch.einsum's."""
+    return [torch.einsum(str(node.attrs["equation"]).replace(" ", ""), *inputs)]
 
 
 # --- element-wise: one row per op ----------------------------------------------------------------------
@@ -89,8 +118,8 @@ def _div(a, b):
     return a / b
 
 
-def _pairwise(fn):
-    """Variadic Max / Min: fold the inputs pairwise."""
+def _variadic(fn):
+    """Variadic Max / Min / Sum: fold the inputs pairwise."""
 
     def reduce(*inputs):
         result = inputs[0]
@@ -101,12 +130,8 @@ def _pairwise(fn):
     return reduce
 
 
-def _selu(x, alpha, gamma):
-    return gamma * torch.where(x > 0, x, alpha * (torch.exp(x) - 1))
-
-
-def _gelu(x, approximate):
-    return F.gelu(x, approximate="tanh" if text(approximate) == "tanh" else "none")
+def _mean(*inputs):
+    return _variadic(torch.add)(*inputs) / len(inputs)
 
 
 # name → torch function of the inputs (variadic ops receive them all)
@@ -116,32 +141,24 @@ BROADCASTING = {
     "Mul": torch.mul,
     "Div": _div,
     "Pow": torch.pow,
-    "Max": _pairwise(torch.maximum),
-    "Min": _pairwise(torch.minimum),
+    "Max": _variadic(torch.maximum),
+    "Min": _variadic(torch.minimum),
+    "Sum": _variadic(torch.add),
+    "Mean": _mean,
     "PRelu": lambda x, slope: torch.where(x >= 0, x, x * slope),
+    "Where": torch.where,
 }
 
-# name → (torch function of the input and the attributes, {attribute: ONNX default})
-ACTIVATIONS = {
-    "Relu": (torch.relu, {}),
-    "Sigmoid": (torch.sigmoid, {}),
-    "Tanh": (torch.tanh, {}),
-    "Exp": (torch.exp, {}),
-    "Log": (torch.log, {}),
-    "Sqrt": (torch.sqrt, {}),
-    "Neg": (torch.neg, {}),
-    "Abs": (torch.abs, {}),
-    "Erf": (torch.erf, {}),
-    "Reciprocal": (torch.reciprocal, {}),
-    "Softsign": (F.softsign, {}),
-    "Identity": (lambda x: x, {}),
-    "Softplus": (F.softplus, {}),
-    "HardSwish": (F.hardswish, {}),
-    "LeakyRelu": (lambda x, alpha: F.leaky_relu(x, alpha), {"alpha": 0.01}),
-    "Elu": (lambda x, alpha: F.elu(x, alpha), {"alpha": 1.0}),
-    "Selu": (_selu, {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}),
-    "HardSigmoid": (lambda x, alpha, beta: torch.clamp(alpha * x + beta, 0.0, 1.0), {"alpha": 0.2, "beta": 0.5}),
-    "Gelu": (_gelu, {"approximate": "none"}),
+# Comparisons and logic: boolean outputs, no gradient.
+COMPARISONS = {
+    "Equal": torch.eq,
+    "Greater": torch.gt,
+    "Less": torch.lt,
+    "GreaterOrEqual": torch.ge,
+    "LessOrEqual": torch.le,
+    "And": torch.logical_and,
+    "Or": torch.logical_or,
+    "Xor": torch.logical_xor,
 }
 
 
@@ -152,21 +169,50 @@ def _broadcasting(fn):
     return run
 
 
-def _activation(fn, defaults):
-    def run(ctx, node, inputs):
-        values = [
-            node.attrs.get(name, default) if isinstance(default, str) else float(node.attrs.get(name, default))
-            for name, default in defaults.items()
-        ]
-        return [fn(inputs[0], *values)]
+def _add_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """A constant added to a dense or convolution layer's output is its bias (drawn with that layer's fan-in);
+    added to a normalised value, it is the normalisation's shift (starts at 0)."""
+    ins = node.inputs
+    for this, other in ((ins[0], ins[1]), (ins[1], ins[0])):
+        if ctx.is_constant(this) and other in ctx.fan_in:
+            ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="uniform", bound=uniform_bound(ctx.fan_in[other])))
+        elif ctx.is_constant(this) and other in ctx.affine:
+            ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="zeros"))
 
-    return run
 
+def _mul_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """A constant multiplying a normalised value is the normalisation's scale (starts at 1)."""
+    ins = node.inputs
+    for this, other in ((ins[0], ins[1]), (ins[1], ins[0])):
+        if ctx.is_constant(this) and ctx.affine.get(other) == "normalised":
+            ctx.trainable(this, ParamSpec(shape=ctx.shapes[this], init="ones"))
+            ctx.affine[node.outputs[0]] = "scaled"
+
+
+def _prelu_weights(node: GraphNode, ctx: WeightContext) -> None:
+    """PRelu's slope is learned (torch's nn.PReLU starts it at 0.25)."""
+    if ctx.is_constant(node.inputs[1]):
+        ctx.trainable(node.inputs[1], ParamSpec(shape=ctx.shapes[node.inputs[1]], init="constant", value=0.25))
+
+
+_WEIGHTS = {"Add": _add_weights, "Mul": _mul_weights, "PRelu": _prelu_weights}
 
 for _name, _fn in BROADCASTING.items():
-    op(_name, stacked=elementwise)(_broadcasting(_fn))
-for _name, (_fn, _defaults) in ACTIVATIONS.items():
-    op(_name, stacked=elementwise)(_activation(_fn, _defaults))
+    op(_name, stacked=elementwise, weights=_WEIGHTS.get(_name))(_broadcasting(_fn))
+for _name, _fn in COMPARISONS.items():
+    op(_name, stacked=elementwise, gradient="none")(_broadcasting(_fn))
+
+
+@op("Not", stacked=elementwise, gradient="none")
+def _not(ctx, node, inputs):
+    return [torch.logical_not(inputs[0])]
+
+
+@op("Mod", stacked=elementwise)
+def _mod(ctx, node, inputs):
+    """fmod=1: the sign of the dividend (C fmod); fmod=0 (integers only): the sign of the divisor."""
+    a, b = inputs
+    return [torch.fmod(a, b) if node.attrs.get("fmod", 0) else torch.remainder(a, b)]
 
 
 @op("Clip", stacked=follow_first)
@@ -180,31 +226,3 @@ def _clip(ctx, node, inputs):
     if isinstance(high, torch.Tensor):
         high = float(high.reshape(-1)[0])
     return [torch.clamp(x, min=low, max=high)]
-
-
-# --- softmax ------------------------------------------------------------------------------------------
-
-_SOFTMAX = {"Softmax": torch.softmax, "LogSoftmax": torch.log_softmax}
-
-
-def _softmax(ctx, node, inputs):
-    """Opset < 13 coerces the input to 2-D at `axis` (default 1) and restores the shape; later opsets
-    normalise along `axis` (default −1)."""
-    fn, x = _SOFTMAX[node.op], inputs[0]
-    if node.opset < 13:
-        axis = int(node.attrs.get("axis", 1)) % x.dim()
-        flat = x.reshape(math.prod(x.shape[:axis]), -1)
-        return [fn(flat, -1).reshape(x.shape)]
-    return [fn(x, int(node.attrs.get("axis", -1)))]
-
-
-def _stacked_softmax(ctx, node, inputs, flags, k):
-    x = inputs[0]
-    logical = x.dim() - 1 if flags[0] else x.dim()
-    axis = int(node.attrs.get("axis", 1 if node.opset < 13 else -1))
-    if axis % logical != logical - 1:
-        raise NotStackable(f"{node.op} over a non-final axis")
-    return [_SOFTMAX[node.op](x, -1)], flags[0]
-
-
-op(*_SOFTMAX, stacked=_stacked_softmax)(_softmax)

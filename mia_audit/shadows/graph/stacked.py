@@ -17,8 +17,8 @@ __all__ = ["NotStackable", "run_stacked"]
 
 
 def _run_node(ctx: RunContext, node: GraphNode, inputs: list, flags: list[bool], k: int) -> tuple[list, bool]:
-    entry = lookup(node.op)
-    if entry is None:
+    entry = lookup(node.key)
+    if entry is None or entry.run is None:
         raise NotStackable(f"operator {node.op}")
     if entry.stacked is not None:
         outcome = entry.stacked(ctx, node, inputs, flags, k)

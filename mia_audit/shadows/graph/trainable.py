@@ -110,8 +110,8 @@ class TrainableGraph:
         values.update(running)
         context = RunContext(training=training, updates={})
         for node in self.nodes_for((target,)):
-            entry = lookup(node.op)
-            if entry is None:  # pragma: no cover - rejected at conversion time
+            entry = lookup(node.key)
+            if entry is None or entry.run is None:  # pragma: no cover - rejected or lowered at conversion time
                 raise UnsupportedGraph(f"operator {node.op} is not supported")
             inputs = [values[name] if name else None for name in node.inputs]
             results = entry.run(context, node, inputs)
